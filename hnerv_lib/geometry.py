@@ -1,0 +1,193 @@
+"""Patch geometry: where the patches of a frame are, their normalized centres, and stitching.
+
+A geometry turns a frame size (H, W) into a list of :class:`Window` s. Two kinds exist:
+
+* :class:`Grid` — non-overlapping rows x cols tiles (the seeds' 2x4 grid of 320x320 at 640x1280).
+* :class:`Sliding` — overlapping windows of a fixed size moved by a stride (the seeds' 448/224).
+
+Both must tile the frame exactly: a size that does not divide raises one error naming the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Union
+
+import torch
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of pixels: rows ``top:top+height``, columns ``left:left+width``."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def center_xy(self, frame_hw: tuple[int, int]) -> tuple[float, float]:
+        """Centre as (x, y) normalized to [0, 1] by the frame width and height."""
+        h, w = frame_hw
+        return ((self.left + self.width / 2) / w, (self.top + self.height / 2) / h)
+
+    def slice(self, frames: torch.Tensor) -> torch.Tensor:
+        """The window's pixels of a (..., H, W) tensor."""
+        return frames[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """rows x cols non-overlapping tiles covering the frame exactly."""
+
+    rows: int = 2  # seeds: 2 rows of 320 px at 640x1280
+    cols: int = 4  # seeds: 4 columns of 320 px -> 8 square patches
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or self.cols < 1:
+            raise ValueError(f"Grid needs rows >= 1 and cols >= 1, got rows={self.rows}, cols={self.cols}")
+
+    def patch_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """Tile size for a frame size; raises if the frame does not divide evenly."""
+        h, w = frame_hw
+        if h % self.rows or w % self.cols:
+            raise ValueError(
+                f"frame {h}x{w} does not divide into a {self.rows}x{self.cols} grid: "
+                f"{h} % {self.rows} = {h % self.rows}, {w} % {self.cols} = {w % self.cols}"
+            )
+        return h // self.rows, w // self.cols
+
+    def windows(self, frame_hw: tuple[int, int]) -> list[Window]:
+        """Tiles in row-major order (patch index = row * cols + col, as in the seeds)."""
+        ph, pw = self.patch_hw(frame_hw)
+        return [Window(r * ph, c * pw, ph, pw) for r in range(self.rows) for c in range(self.cols)]
+
+    def to_dict(self) -> dict:
+        """JSON form with a kind tag (used in cache keys and configs)."""
+        return {"kind": "grid", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Sliding:
+    """Overlapping windows of ``size`` pixels moved by ``stride`` pixels, covering the frame exactly."""
+
+    size: tuple[int, int] = (448, 448)  # seeds: 448 px windows ...
+    stride: tuple[int, int] = (224, 224)  # ... with 50 % overlap
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", tuple(int(v) for v in self.size))
+        object.__setattr__(self, "stride", tuple(int(v) for v in self.stride))
+        if min(self.size) < 1 or min(self.stride) < 1:
+            raise ValueError(f"Sliding needs positive size and stride, got size={self.size}, stride={self.stride}")
+
+    def _starts(self, extent: int, size: int, stride: int, axis: str) -> list[int]:
+        if size > extent or (extent - size) % stride:
+            raise ValueError(
+                f"{axis}: windows of {size} px with stride {stride} do not tile {extent} px exactly "
+                f"(need size <= {extent} and ({extent} - {size}) % {stride} == 0)"
+            )
+        return list(range(0, extent - size + 1, stride))
+
+    def windows(self, frame_hw: tuple[int, int]) -> list[Window]:
+        """Windows in row-major order."""
+        h, w = frame_hw
+        tops = self._starts(h, self.size[0], self.stride[0], "height")
+        lefts = self._starts(w, self.size[1], self.stride[1], "width")
+        return [Window(t, l, self.size[0], self.size[1]) for t in tops for l in lefts]
+
+    def to_dict(self) -> dict:
+        """JSON form with a kind tag (used in cache keys and configs)."""
+        return {"kind": "sliding", "size": list(self.size), "stride": list(self.stride)}
+
+
+Geometry = Union[Grid, Sliding]
+
+
+def geometry_from_dict(d: dict) -> Geometry:
+    """Inverse of ``to_dict``."""
+    d = dict(d)
+    kind = d.pop("kind", None)
+    if kind == "grid":
+        return Grid(**d)
+    if kind == "sliding":
+        return Sliding(size=tuple(d["size"]), stride=tuple(d["stride"]))
+    raise ValueError(f"unknown geometry kind {kind!r}; expected 'grid' or 'sliding'")
+
+
+def centers(windows: list[Window], frame_hw: tuple[int, int]) -> torch.Tensor:
+    """(N, 2) tensor of normalized (x, y) window centres."""
+    return torch.tensor([win.center_xy(frame_hw) for win in windows], dtype=torch.float32)
+
+
+def coords(frame_ids: torch.Tensor, num_frames: int, windows: list[Window], frame_hw: tuple[int, int]) -> torch.Tensor:
+    """(T, N, 3) normalized (t, x, y) inputs of the patch model: t = index / num_frames, as in the seeds."""
+    t = frame_ids.float().div(num_frames)[:, None, None].expand(-1, len(windows), 1)
+    xy = centers(windows, frame_hw)[None].expand(len(frame_ids), -1, -1)
+    return torch.cat([t, xy], dim=-1)
+
+
+def extract(frames: torch.Tensor, windows: list[Window]) -> torch.Tensor:
+    """(T, C, H, W) -> (T, N, C, h, w) patches; all windows must have the same size."""
+    if len({(win.height, win.width) for win in windows}) != 1:
+        raise ValueError("extract needs windows of one size; got several sizes")
+    return torch.stack([win.slice(frames) for win in windows], dim=1)
+
+
+def window_at(center_xy: tuple[float, float], patch_hw: tuple[int, int], frame_hw: tuple[int, int]) -> Window:
+    """The patch_hw window whose centre is the normalized ``center_xy`` (for continuous queries).
+
+    The top-left corner is rounded to the nearest pixel; a window falling outside the frame is an error.
+    """
+    (x, y), (ph, pw), (h, w) = center_xy, patch_hw, frame_hw
+    top, left = round(y * h - ph / 2), round(x * w - pw / 2)
+    if top < 0 or left < 0 or top + ph > h or left + pw > w:
+        raise ValueError(
+            f"a {ph}x{pw} window centred at (x={x:.4f}, y={y:.4f}) leaves the {h}x{w} frame "
+            f"(top={top}, left={left})"
+        )
+    return Window(top, left, ph, pw)
+
+
+def blend_weights(height: int, width: int, kind: str = "uniform") -> torch.Tensor:
+    """Per-pixel blending weight of one window: 'uniform' (plain average) or 'hann' (soft edges)."""
+    if kind == "uniform":
+        return torch.ones(height, width)
+    if kind == "hann":
+        # periodic=False keeps the weight symmetric; +eps so border pixels covered once still count.
+        wy = torch.hann_window(height + 2, periodic=False)[1:-1]
+        wx = torch.hann_window(width + 2, periodic=False)[1:-1]
+        return torch.outer(wy, wx) + 1e-3
+    raise ValueError(f"unknown blend kind {kind!r}; expected 'uniform' or 'hann'")
+
+
+def stitch(patches: torch.Tensor, windows: list[Window], frame_hw: tuple[int, int], blend: str = "uniform") -> torch.Tensor:
+    """(T, N, C, h, w) patches -> (T, C, H, W) frames; overlaps are blended by weighted average.
+
+    For a :class:`Grid` every pixel is covered exactly once, so ``stitch(extract(x)) == x`` exactly.
+    """
+    t, n, c = patches.shape[:3]
+    if n != len(windows):
+        raise ValueError(f"stitch got {n} patches per frame for {len(windows)} windows")
+    h, w = frame_hw
+    out = torch.zeros(t, c, h, w, dtype=torch.float32)
+    weight = torch.zeros(h, w)
+    for i, win in enumerate(windows):
+        wgt = blend_weights(win.height, win.width, blend)
+        win.slice(out).add_(patches[:, i].float() * wgt)
+        win.slice(weight).add_(wgt)
+    if (weight == 0).any():
+        raise ValueError("stitch: the windows leave some pixels of the frame uncovered")
+    return (out / weight).to(patches.dtype) if patches.dtype.is_floating_point else (out / weight).round().to(patches.dtype)
+
+
+def border_mask(windows: list[Window], frame_hw: tuple[int, int], k: int) -> torch.Tensor:
+    """(H, W) bool mask of pixels within ``k`` px of an inner patch border (frame edges excluded)."""
+    h, w = frame_hw
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    for win in windows:
+        for edge in (win.top, win.top + win.height):
+            if 0 < edge < h:
+                mask[max(edge - k, 0) : min(edge + k, h), win.left : win.left + win.width] = True
+        for edge in (win.left, win.left + win.width):
+            if 0 < edge < w:
+                mask[win.top : win.top + win.height, max(edge - k, 0) : min(edge + k, w)] = True
+    return mask

@@ -1,0 +1,97 @@
+"""Named model presets (paper sizes, the CPU reference runs, patch-model variants) and a model factory."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any, Callable
+
+from torch import nn
+
+from .config import FullFrameConfig, KernelSchedule, ModelConfig, PatchConfig
+from .full_frame import FullFrameModel
+from .patch import PatchModel
+from .sizing import fc_dim_for_size
+
+BUNNY_FRAMES = 132  # the paper sizes every Bunny model for all 132 frames
+PAPER_PATCH = dict(patch_hw=(320, 320), dec_strides=(5, 4, 4, 2))  # 640x1280 in a 2x4 grid: 2 x 160 = 320
+
+
+def _sized(cfg: FullFrameConfig, target_params: float) -> FullFrameConfig:
+    """``cfg`` with fc_dim solved by HNeRV's size targeting for Bunny's 132 frames."""
+    return replace(cfg, fc_dim=fc_dim_for_size(cfg, target_params, BUNNY_FRAMES))
+
+
+def _hnerv_paper(size_m: float) -> Callable[[], FullFrameConfig]:
+    """The paper's HNeRV at 640x1280 (FullFrameConfig defaults) sized to ``size_m`` million."""
+    return lambda: _sized(FullFrameConfig(kind="hnerv"), size_m * 1e6)
+
+
+def _smoke() -> FullFrameConfig:
+    """Tiny HNeRV on 32x64 frames (2x4 embedding) with the CLIP head: seconds on a CPU."""
+    return FullFrameConfig(
+        kind="hnerv", frame_hw=(32, 64), enc_strides=(4, 2, 2), enc_dim=16, embed_ch=8,
+        dec_strides=(4, 2, 2), fc_dim=24, lower_width=8, predict_clip=True, clip_stride=4,
+    )
+
+
+def _nerv_paper() -> FullFrameConfig:
+    """HNeRV README's NeRV baseline: pe_1.25_80, fc 8x16, strides 5,4,2,2, ks 0_3_3, reduce 2."""
+    cfg = FullFrameConfig(
+        kind="nerv", fc_hw=(8, 16), dec_strides=(5, 4, 2, 2), ks=KernelSchedule(0, 3, 3), reduce=2.0,
+    )
+    return _sized(cfg, 1.5e6)
+
+
+def _hnerv_cpu_orig() -> FullFrameConfig:
+    """The original code's CPU run: Bunny 160x320, encoder and decoder strides 5,2,2,2,2, size 1.5."""
+    cfg = FullFrameConfig(kind="hnerv", frame_hw=(160, 320), enc_strides=(5, 2, 2, 2, 2), dec_strides=(5, 2, 2, 2, 2))
+    return _sized(cfg, 1.5e6)
+
+
+def _patch(fc_dim: int, **kw: Any) -> Callable[[], PatchConfig]:
+    """A PatchConfig (the fork's recipe: ks 0_3_3, reduce 1.5, 2x2 grid) with ``fc_dim`` and overrides."""
+    return lambda: PatchConfig(fc_dim=fc_dim, **kw)
+
+
+PRESETS: dict[str, Callable[[], ModelConfig]] = {
+    "smoke": _smoke,
+    "hnerv-0.35m": _hnerv_paper(0.35),
+    "hnerv-0.75m": _hnerv_paper(0.75),
+    "hnerv-1.5m": _hnerv_paper(1.5),
+    "hnerv-3m": _hnerv_paper(3.0),
+    "nerv-1.5m": _nerv_paper,
+    "hnerv-cpu-orig": _hnerv_cpu_orig,
+    # patch models; smoke at the smoke profile (32x64 -> 16x16 patches), the series at 640x1280
+    "patch-smoke": _patch(16, patch_hw=(16, 16), dec_strides=(2, 2, 2), lower_width=4),
+    "patch-comparable": _patch(96, **PAPER_PATCH),
+    "patch-balanced": _patch(192, **PAPER_PATCH),
+    "patch-standard": _patch(256, **PAPER_PATCH),
+    "patch-hq": _patch(384, dec_blocks=2, **PAPER_PATCH),  # two NeRV blocks per stage
+    "patch-cpu-fork": _patch(96),  # PatchConfig defaults = the fork: 160x320 in 2x4 -> 80x80 patches
+}
+
+
+def list_presets() -> list[str]:
+    """Names of all presets, in registry order."""
+    return list(PRESETS)
+
+
+def get_preset(name: str, **overrides: Any) -> ModelConfig:
+    """The config of preset ``name`` with ``overrides`` applied (fc_dim is not re-solved)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+    cfg = PRESETS[name]()
+    unknown = sorted(set(overrides) - {f.name for f in fields(cfg)})
+    if unknown:
+        raise ValueError(f"unknown override keys {unknown} for {type(cfg).__name__} preset {name!r}")
+    return replace(cfg, **overrides)
+
+
+def build_model(cfg: ModelConfig | str) -> nn.Module:
+    """The model for a config (or a preset name): FullFrameModel or PatchModel."""
+    cfg = get_preset(cfg) if isinstance(cfg, str) else cfg
+    if isinstance(cfg, FullFrameConfig):
+        return FullFrameModel(cfg)
+    if isinstance(cfg, PatchConfig):
+        return PatchModel(cfg)
+    raise ValueError(f"build_model needs a FullFrameConfig, PatchConfig or preset name; got {cfg!r}")

@@ -1,0 +1,161 @@
+"""Notebook parameters: one typed dataclass per notebook, validated from the papermill namespace.
+
+Every notebook has exactly one cell tagged ``parameters`` holding flat literals; the next cell calls
+``from_namespace(XParams, globals())``. Papermill itself only *warns* on an unknown parameter, so the
+validation here fails on a name no notebook knows and on a value of the wrong type.
+
+Profiles (``params/<profile>.yaml``) are flat too, and one file serves every notebook: a key that
+belongs to another notebook is ignored here, a key that belongs to none is an error.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .clip_targets import TeacherSpec
+from .data import VideoSpec
+from .geometry import Grid, Sliding
+from .split import Split
+
+# Names IPython puts in a notebook's globals that are never parameters.
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+@dataclass
+class ReportParams:
+    """Parameters shared by every notebook: where to read, where to write, which video and teacher."""
+
+    profile: str = "quick"  # profile name, used in captions (smoke | quick | cpu | paper)
+    report_dir: str = "reports/quick"  # figures/ and tables/ go here (the runner sets reports/<profile>)
+    cache_dir: str = "data/cache"  # decoded frames and CLIP targets are cached here
+    run_root: str = "runs"  # training runs live in run_root/<short id>/
+    video: str = "bunny"  # embedded name (bunny, bikes, carphone), a video file or an image folder
+    crop: Optional[list[int]] = None  # centre crop [H, W] before resizing; Bunny/paper: [640, 1280]
+    size: Optional[list[int]] = None  # resize [H, W] after crop; smoke 32x64, quick 64x128, cpu 160x320
+    every: int = 1  # keep every k-th frame; smoke/quick subsample Bunny's 132 frames
+    first_frames: int = 0  # then keep the first N frames (0 = all)
+    split: str = "6_6_10"  # HNeRV's train_gap_period rule; 6_6_10 = 60 % train / 40 % unseen
+    grid_rows: int = 2  # patch grid rows (seeds: 2)
+    grid_cols: int = 4  # patch grid columns (seeds: 4 -> 8 patches per frame)
+    teacher_model: str = "ViT-B-32"  # open_clip model name of the CLIP teacher
+    teacher_pretrained: Optional[str] = "openai"  # weights tag; None = random init (tests); "auto" = real if obtainable
+    teacher_seed: int = 0  # seeds the random-init teacher so every process rebuilds the same one
+    clip_batch: int = 64  # patches per CLIP forward pass
+    device: str = "cpu"  # torch device for the notebook's heavy work ("cuda" on a GPU machine)
+
+    def video_spec(self) -> VideoSpec:
+        """The frames this notebook works on."""
+        return VideoSpec(
+            source=self.video,
+            crop=tuple(self.crop) if self.crop else None,
+            size=tuple(self.size) if self.size else None,
+            every=self.every,
+            first=self.first_frames or None,
+        )
+
+    def teacher_spec(self) -> TeacherSpec:
+        """The CLIP teacher whose embeddings are the targets."""
+        return TeacherSpec(model=self.teacher_model, pretrained=self.teacher_pretrained, seed=self.teacher_seed)
+
+    def grid(self) -> Grid:
+        """The patch grid supervised by CLIP targets."""
+        return Grid(self.grid_rows, self.grid_cols)
+
+    def split_rule(self) -> Split:
+        """The typed split (parsed from the legacy string at this edge)."""
+        return Split.parse(self.split)
+
+    def out(self, kind: str) -> Path:
+        """``report_dir/<kind>`` (figures or tables), created on demand."""
+        path = Path(self.report_dir) / kind
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass
+class DataPrepParams(ReportParams):
+    """Notebook 00: decode and cache, draw the geometry and split, compute and inspect CLIP targets."""
+
+    strip_frames: int = 8  # frames shown in the frame strip
+    window_frac: float = 0.5  # overlapping windows: side = frame height x this (seeds: 448 px ~ 0.7 of 640)
+    window_overlap: float = 0.5  # overlapping windows: fraction of a window shared with its neighbour
+    speed_patches: int = 64  # patches timed for the CLIP extraction-speed measurement
+
+    def sliding(self) -> Sliding:
+        """Overlapping windows scaled to the frame: square side = height x window_frac."""
+        h = (self.size or self.crop or [0])[0]
+        side = max(int(h * self.window_frac), 1)
+        stride = max(int(side * (1 - self.window_overlap)), 1)
+        return Sliding(size=(side, side), stride=(stride, stride))
+
+
+NOTEBOOK_PARAMS: dict[str, type] = {
+    "00_data_prep": DataPrepParams,
+}
+
+
+def known_keys() -> set[str]:
+    """Every parameter name some notebook accepts (a profile may set any of them)."""
+    return {f.name for cls in NOTEBOOK_PARAMS.values() for f in fields(cls)}
+
+
+def _accepts(tp: Any, value: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin in (list, tuple):
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        return isinstance(value, (list, tuple)) and all(_accepts(item, v) for v in value)
+    if tp is Any:
+        return True
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _is_candidate(name: str, value: Any) -> bool:
+    if name.startswith("_") or name in _IPYTHON_NAMES:
+        return False
+    return not isinstance(value, (types.ModuleType, type)) and not callable(value)
+
+
+def from_namespace(cls: type, namespace: dict[str, Any]):
+    """Build ``cls`` from a notebook's globals; fail on unknown names and mistyped values."""
+    hints = typing.get_type_hints(cls)
+    values, others = {}, known_keys()
+    for name, value in namespace.items():
+        if not _is_candidate(name, value):
+            continue
+        if name in hints:
+            values[name] = value
+        elif name not in others:
+            raise ValueError(
+                f"unknown parameter {name!r} (= {value!r}) for {cls.__name__}; known: {sorted(hints)}"
+            )
+    for name, value in values.items():
+        if not _accepts(hints[name], value):
+            raise TypeError(f"parameter {name!r} = {value!r} should be {hints[name]}, got {type(value).__name__}")
+    return cls(**values)
+
+
+def load_profile(profile: str, params_dir: str | Path = "params") -> dict[str, Any]:
+    """The flat parameter dict of ``params/<profile>.yaml`` (or of a yaml path)."""
+    path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else Path(params_dir) / f"{profile}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in Path(params_dir).glob("*.yaml"))
+        raise ValueError(f"profile {profile!r} not found at {path}; available: {names}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - known_keys())
+    if unknown:
+        raise ValueError(f"profile {path} sets unknown parameters {unknown}")
+    return data

@@ -1,0 +1,131 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hnerv_lib import data
+from hnerv_lib.data import DataError, VideoSpec, load_video
+
+SMOKE = VideoSpec("bunny", crop=(640, 1280), size=(32, 64), every=11, first=12)
+
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    calls = []
+    real = data.decode_source
+
+    def counting(kind, path):
+        calls.append(path)
+        return real(kind, path)
+
+    monkeypatch.setattr(data, "decode_source", counting)
+    return calls
+
+
+def _cache_files(cache: Path) -> list[Path]:
+    return [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_bunny_is_the_papers_video():
+    kind, path = data.resolve_source("bunny")
+    frames = data.decode_source(kind, path)  # native size, not cached (365 MB)
+    assert (kind, path.name) == ("video", "bigbuckbunny.mp4")
+    assert frames.shape == (132, 3, 720, 1280) and frames.dtype == torch.uint8
+
+
+def test_crop_resize_subset_and_cache_hit(tmp_path, count_decodes):
+    v1 = load_video(SMOKE, tmp_path)
+    assert v1.frames.shape == (12, 3, 32, 64) and v1.frame_hw == (32, 64)
+    assert v1.meta["crop"] == [640, 1280] and v1.meta["every"] == 11
+    v2 = load_video(SMOKE, tmp_path)
+    assert len(count_decodes) == 1  # the second load read the cache
+    assert torch.equal(v1.frames, v2.frames) and v1.key == v2.key
+    v3 = load_video(VideoSpec("bunny", crop=(640, 1280), size=(32, 64), every=11, first=6), tmp_path)
+    assert v3.key != v1.key and len(count_decodes) == 2 and torch.equal(v3.frames, v1.frames[:6])
+
+
+def test_center_crop_takes_the_middle():
+    f = torch.arange(2 * 3 * 6 * 8, dtype=torch.uint8).reshape(2, 3, 6, 8)
+    assert torch.equal(data.center_crop(f, (4, 4)), f[..., 1:5, 2:6])
+    with pytest.raises(DataError, match="crop 8x8 is larger than the 6x8 frames"):
+        data.center_crop(f, (8, 8))
+
+
+def _write_images(folder: Path, sizes, names=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = []
+    for i, (h, w) in enumerate(sizes):
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / (names[i] if names else f"f{i:03d}.png"))
+        arrays.append(arr)
+    return arrays
+
+
+def test_image_folder_sorted_by_name(tmp_path):
+    arrays = _write_images(tmp_path / "imgs", [(8, 12)] * 3, names=["b.png", "a.png", "c.png"])
+    v = load_video(VideoSpec(str(tmp_path / "imgs")), tmp_path / "cache")
+    assert v.frames.shape == (3, 3, 8, 12)
+    assert np.array_equal(v.frames[0].permute(1, 2, 0).numpy(), arrays[1])  # a.png first
+
+
+def test_any_video_file(tmp_path):
+    v = load_video(VideoSpec(str(data.embedded_path("carphone"))), tmp_path)
+    assert v.frames.shape == (120, 3, 144, 176)
+
+
+def _truncated(tmp_path):
+    p = tmp_path / "cut.mp4"
+    p.write_bytes(data.embedded_path("bunny").read_bytes()[:400_000])
+    return p
+
+
+def _garbage(tmp_path):
+    p = tmp_path / "noise.mp4"
+    p.write_bytes(b"not a video" * 100)
+    return p
+
+
+def _empty_dir(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def _dir_with_text(tmp_path):
+    _write_images(tmp_path / "mixed", [(8, 8)])
+    (tmp_path / "mixed" / "notes.txt").write_text("hello")
+    return tmp_path / "mixed"
+
+
+def _mixed_sizes(tmp_path):
+    _write_images(tmp_path / "sizes", [(8, 8), (8, 8), (10, 8)])
+    return tmp_path / "sizes"
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda t: t / "missing.mp4", r"neither an embedded name .* a file nor a folder"),
+        (_truncated, r"cannot decode video .*cut\.mp4"),
+        (_garbage, r"cannot decode video .*noise\.mp4"),
+        (_empty_dir, r"image folder .*empty is empty"),
+        (_dir_with_text, r"holds 'notes\.txt', which is not an image"),
+        (_mixed_sizes, r"frames of mixed sizes .*f002\.png is 10x8, the first image is 8x8"),
+    ],
+)
+def test_bad_inputs_one_clear_error_and_no_partial_cache(tmp_path, make, match):
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=match):
+        load_video(VideoSpec(str(make(tmp_path))), cache)
+    assert _cache_files(cache) == []
+
+
+def test_bad_spec_values():
+    with pytest.raises(DataError, match="unknown embedded video 'bunnny'"):
+        data.embedded_path("bunnny")
+    with pytest.raises(DataError, match=r"every must be >= 1 .* every=0"):
+        VideoSpec("bunny", every=0)
+    with pytest.raises(DataError, match=r"size must be \(height, width\)"):
+        VideoSpec("bunny", size=(32,))

@@ -1,0 +1,74 @@
+"""Notebook conventions, and each notebook executed end to end under the smoke profile."""
+
+import ast
+import json
+from dataclasses import fields
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hnerv_lib.params import NOTEBOOK_PARAMS
+from hnerv_lib.report import NotebookFailed, ReportRun, run_report
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _param_cells(nb):
+    return [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_has_no_outputs(path):
+    nb = json.loads(path.read_text())
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert dirty == [], f"{path.name}: cells {dirty} carry outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_one_parameters_cell_matching_its_dataclass(path):
+    nb = nbformat.read(path, as_version=4)
+    cells = _param_cells(nb)
+    assert len(cells) == 1, f"{path.name} needs exactly one cell tagged 'parameters'"
+    tree = ast.parse(cells[0].source)
+    assert all(isinstance(node, ast.AnnAssign) for node in tree.body), "flat typed literals only: name: type = value"
+    names = [node.target.id for node in tree.body]
+    assert all(isinstance(ast.literal_eval(node.value), (int, float, str, list, type(None))) for node in tree.body)
+    for line in cells[0].source.splitlines():
+        assert line.startswith("#") or "  # " in line, f"{path.name}: parameter line without a comment: {line!r}"
+    cls = NOTEBOOK_PARAMS[path.stem]
+    assert sorted(names) == sorted(f.name for f in fields(cls))
+    nxt = nb.cells[nb.cells.index(cells[0]) + 1].source
+    assert f"from_namespace({cls.__name__}, globals())" in nxt
+
+
+def _smoke(tmp_path, only, **overrides):
+    cfg = ReportRun(profile="smoke", only=only, reports_root=tmp_path / "reports", cache_dir=tmp_path / "cache",
+                    run_root=tmp_path / "runs", overrides=overrides)
+    return cfg, run_report(cfg)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_under_smoke(tmp_path, path):
+    cfg, timings = _smoke(tmp_path, [path.name[:2]])
+    out = tmp_path / "reports" / "smoke"
+    assert (out / path.name).is_file() and (out / path.with_suffix(".html").name).is_file()
+    assert list(timings) == [path.name]
+    assert any((out / "figures").glob("*.png")) and any((out / "tables").glob("*.md"))
+    written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()}
+    assert written <= {"reports", "cache", "runs"}
+
+
+def test_unknown_papermill_parameter_fails_the_notebook(tmp_path):
+    with pytest.raises(NotebookFailed, match=r"(?s)00_data_prep.*unknown parameter 'epochz'"):
+        _smoke(tmp_path, ["00"], epochz=3)
+
+
+def test_rerunning_data_prep_recomputes_no_target(tmp_path):
+    _smoke(tmp_path, ["00"])
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    assert any("targets" in p.parts for p in before)
+    _smoke(tmp_path, ["00"])
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*") if p.is_file()}
+    assert after == before  # no cache file was rewritten or added

@@ -1,0 +1,41 @@
+import pytest
+
+from hnerv_lib.params import DataPrepParams, from_namespace, known_keys, load_profile
+
+PROFILES = ["smoke", "quick", "cpu", "paper"]
+
+
+def test_namespace_to_dataclass_ignores_ipython_and_imports():
+    ns = {"In": [], "Out": {}, "get_ipython": print, "_": 1, "pd": pytest, "from_namespace": from_namespace,
+          "size": [32, 64], "every": 11, "teacher_pretrained": None, "window_frac": 1}
+    p = from_namespace(DataPrepParams, ns)
+    assert p.size == [32, 64] and p.every == 11 and p.teacher_pretrained is None and p.window_frac == 1
+
+
+def test_unknown_parameter_fails_with_its_name():
+    with pytest.raises(ValueError, match=r"unknown parameter 'epochz' \(= 3\)"):
+        from_namespace(DataPrepParams, {"epochz": 3})
+
+
+@pytest.mark.parametrize("name, value", [("every", "2"), ("every", 2.5), ("every", True), ("size", [32, "64"]),
+                                         ("window_frac", "half"), ("video", 3)])
+def test_mistyped_parameter_fails(name, value):
+    with pytest.raises(TypeError, match=f"parameter '{name}'"):
+        from_namespace(DataPrepParams, {name: value})
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_load_and_validate(profile):
+    values = load_profile(profile)
+    assert values["profile"] == profile and set(values) <= known_keys()
+    p = from_namespace(DataPrepParams, values)
+    p.video_spec(), p.grid(), p.split_rule(), p.teacher_spec(), p.sliding()  # each builds without error
+
+
+def test_smoke_profile_uses_an_explicit_random_init_teacher():
+    assert load_profile("smoke")["teacher_pretrained"] is None
+
+
+def test_missing_profile_lists_the_available_ones():
+    with pytest.raises(ValueError, match=r"profile 'nope' not found .*available: \['cpu', 'paper', 'quick', 'smoke'\]"):
+        load_profile("nope")
