@@ -176,10 +176,12 @@ def resolve_spec(spec: TeacherSpec) -> TeacherSpec:
 @contextlib.contextmanager
 def _hub_offline(active: bool):
     """Put huggingface_hub offline so open_clip takes its cached file without any HTTP request."""
+    if not active or not open_clip.pretrained.has_hf_hub():
+        yield
+        return
     from huggingface_hub import constants
 
-    saved = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = saved or active
+    saved, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
     try:
         yield
     finally:

@@ -1,0 +1,89 @@
+"""Benchmarks: speed and memory targets are measured here, never in timed tests.
+
+    python -m hnerv_lib.bench train --model full --profile cpu --epochs 3 --repeats 3
+    python -m hnerv_lib.bench train --model patch --profile cpu --epochs 2 --set bf16=true
+
+Prints one JSON object: params, seconds per epoch (median over epochs of the median run), frames/s
+(and patches/s for the patch model), peak RSS, final PSNR, and every run's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+from typing import Any, Optional
+
+import torch
+
+from .experiment import apply_overrides, get_train_preset
+from .train import train
+
+# (model, profile) -> training preset; the cpu pair are the configurations measured with the
+# original HNeRV code and the research fork's patch trainer on this machine kind (anchors.md).
+BENCH_PRESETS = {
+    ("full", "smoke"): "smoke",
+    ("patch", "smoke"): "patch-smoke",
+    ("full", "cpu"): "hnerv-cpu-orig",
+    ("patch", "cpu"): "patch-cpu-fork",
+    ("full", "paper"): "paper-hnerv-1.5m",
+}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrides: Optional[list[str]] = None,
+                cache_dir: str = "data/cache") -> dict[str, Any]:
+    """Train the benchmark preset ``repeats`` times for ``epochs`` epochs; timing statistics as a dict."""
+    if (model, profile) not in BENCH_PRESETS:
+        raise ValueError(f"no benchmark for model {model!r} at profile {profile!r}; known: {sorted(BENCH_PRESETS)}")
+    preset = BENCH_PRESETS[(model, profile)]
+    cfg = apply_overrides(get_train_preset(preset), [f"epochs={epochs}", f"eval_every={epochs}", *(overrides or [])])
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = train(cfg, tmp, cache_dir=cache_dir, progress=False)
+        runs.append(summary)
+    best = sorted(runs, key=lambda r: r["seconds_per_epoch"])[len(runs) // 2]  # the median run
+    train_frames = int(best["split"].split(":")[1].split("train")[0].strip())
+    s_epoch = best["seconds_per_epoch"]
+    out = {
+        "bench": "train", "model": model, "profile": profile, "preset": preset, "overrides": overrides or [],
+        "params": best["params"], "epochs": epochs, "repeats": repeats,
+        "s_per_epoch": round(s_epoch, 3), "s_per_epoch_runs": [round(r["seconds_per_epoch"], 3) for r in runs],
+        "frames_per_s": round(train_frames / s_epoch, 2),
+        "peak_rss_mb": round(_peak_rss_mb(), 1), "final_psnr": round(best.get("psnr_train", float("nan")), 3),
+        "final_psnr_runs": [round(r.get("psnr_train", float("nan")), 3) for r in runs],
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "device": cfg.device, "bf16": cfg.bf16, "channels_last": cfg.channels_last,
+    }
+    if model == "patch":
+        out["patches_per_s"] = round(train_frames * cfg.grid[0] * cfg.grid[1] / s_epoch, 1)
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(prog="python -m hnerv_lib.bench", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    tr = sub.add_parser("train", help="training throughput of a model family at a profile")
+    tr.add_argument("--model", choices=["full", "patch"], default="full")
+    tr.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
+    tr.add_argument("--epochs", type=int, default=3)
+    tr.add_argument("--repeats", type=int, default=1, help="independent runs; the median run is reported")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    tr.add_argument("--cache-dir", default="data/cache")
+    args = ap.parse_args(argv)
+    result = bench_train(args.model, args.profile, args.epochs, args.repeats, args.set, args.cache_dir)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

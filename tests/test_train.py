@@ -1,0 +1,158 @@
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from hnerv_lib import checkpoint as ck
+from hnerv_lib import tasks
+from hnerv_lib.experiment import TrainConfig, apply_overrides, get_train_preset, list_presets
+from hnerv_lib.train import TrainingDiverged, prepare, run, train
+
+PRESETS = ["smoke", "patch-smoke"]
+
+
+def _cfg(name, **kw):
+    return replace(get_train_preset(name), **kw)
+
+
+def _metrics(run_dir):
+    return pd.read_csv(Path(run_dir) / "metrics.csv").drop(columns=["seconds"])
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_smoke_run_writes_its_files_and_learns(tmp_path, smoke_cache, name):
+    cfg = _cfg(name, epochs=6, eval_every=3)
+    summary = train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
+    m = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(m["epoch"]) == [1, 2, 3, 4, 5, 6] and m["pixel_loss"].iloc[-1] < m["pixel_loss"].iloc[0]
+    assert m["clip_active"].tolist() == [False] + [True] * 5  # one pixel-only warm-up epoch
+    assert m["psnr_train"].notna().tolist() == [False, False, True, False, False, True]
+    frames = pd.read_csv(tmp_path / "frames.csv")
+    assert sorted(frames["split"].value_counts().items()) == [("train", 8), ("val", 4)]
+    assert {"psnr", "ssim", "ms_ssim", "clip_sim"} <= set(frames.columns)
+    assert summary["psnr_train"] == pytest.approx(frames[frames.split == "train"]["psnr"].mean())
+    assert "random init" in summary["teacher"]
+    assert TrainConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
+
+
+def test_no_validation_metric_over_zero_frames(tmp_path, smoke_cache):
+    summary = train(_cfg("smoke", epochs=1, split=(9, 10, 10)), tmp_path, cache_dir=smoke_cache, progress=False)
+    assert "psnr_train" in summary and not any(k.endswith("_val") for k in summary)
+    assert "psnr_val" not in pd.read_csv(tmp_path / "metrics.csv").columns
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_resume_matches_an_uninterrupted_run(tmp_path, smoke_cache, name):
+    cfg = _cfg(name, epochs=4, eval_every=1)
+    full = train(cfg, tmp_path / "full", cache_dir=smoke_cache, progress=False)
+    assert train(cfg, tmp_path / "cut", cache_dir=smoke_cache, progress=False, stop_after=2) == {"stopped_after": 2}
+    assert len(pd.read_csv(tmp_path / "cut" / "metrics.csv")) == 2 and not (tmp_path / "cut" / "summary.json").exists()
+    resumed = train(cfg, tmp_path / "cut", cache_dir=smoke_cache, progress=False)
+    pd.testing.assert_frame_equal(_metrics(tmp_path / "full"), _metrics(tmp_path / "cut"))
+    drop = ("seconds_per_epoch",)
+    assert {k: v for k, v in full.items() if k not in drop} == {k: v for k, v in resumed.items() if k not in drop}
+
+
+def test_finished_run_is_reused_not_retrained(tmp_path, smoke_cache, monkeypatch):
+    cfg = _cfg("smoke", epochs=1)
+    first = run(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
+    monkeypatch.setattr("hnerv_lib.train.train", lambda *a, **k: pytest.fail("retrained a finished run"))
+    assert run(cfg, tmp_path) == first
+    assert (tmp_path / cfg.run_id() / "summary.json").is_file()
+
+
+def test_checkpoint_round_trip_rebuilds_without_flags(tmp_path, smoke_cache):
+    cfg = _cfg("smoke", epochs=2)
+    train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
+    model, cfg2 = ck.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert cfg2 == cfg and not model.training
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert payload["epoch"] == 2 and payload["hnerv_lib"] and payload["optimizer"]["state"]
+    s = prepare(cfg, torch.device("cpu"), smoke_cache, progress=False)
+    s.model.load_state_dict(payload["model"])
+    x = s.task.frames[:2]
+    torch.testing.assert_close(model(x)["rgb"], s.model.eval()(x)["rgb"], rtol=0, atol=0)
+
+
+def test_wrong_checkpoint_names_both_models(tmp_path, smoke_cache):
+    train(_cfg("smoke", epochs=1), tmp_path, cache_dir=smoke_cache, progress=False)
+    other = prepare(_cfg("patch-smoke"), torch.device("cpu"), smoke_cache, progress=False).model
+    with pytest.raises(ck.CheckpointMismatch, match=r"holds a hnerv model .* this run builds a patch model"):
+        ck.load_weights(tmp_path / "checkpoint.pt", other)
+    wider = prepare(_cfg("smoke", model_overrides={"fc_dim": 32}), torch.device("cpu"), smoke_cache, progress=False).model
+    with pytest.raises(ck.CheckpointMismatch, match=r"fc_dim 24.*fc_dim 32"):
+        ck.load_weights(tmp_path / "checkpoint.pt", wider)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, smoke_cache, monkeypatch):
+    model = prepare(_cfg("smoke"), torch.device("cpu"), smoke_cache, progress=False).model
+
+    def broken_save(obj, f, *a, **k):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        ck.save_checkpoint(tmp_path / "checkpoint.pt", model, {}, epoch=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp_path, smoke_cache, monkeypatch):
+    cfg = _cfg("smoke", epochs=3)  # 8 train frames, batch 2: 4 steps per epoch
+    real, calls = tasks.pixel_loss, []
+
+    def poisoned(*a, **k):
+        calls.append(1)
+        out = real(*a, **k)
+        return out * float("nan") if len(calls) == 6 else out  # epoch 2, step 2
+
+    monkeypatch.setattr(tasks, "pixel_loss", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 2; last good checkpoint: .*checkpoint\.pt"):
+        train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["epoch"] == 1
+
+
+def test_same_config_same_numbers(tmp_path, smoke_cache):
+    cfg = _cfg("smoke", epochs=2)
+    a = train(cfg, tmp_path / "a", cache_dir=smoke_cache, progress=False)
+    b = train(cfg, tmp_path / "b", cache_dir=smoke_cache, progress=False)
+    assert a["psnr_train"] == b["psnr_train"] and a["final_loss"] == b["final_loss"]
+
+
+def test_overrides_and_presets():
+    cfg = apply_overrides(get_train_preset("smoke"), ["epochs=7", "model.fc_dim=32", "schedule.warmup=0.2", "loss=Fusion6"])
+    assert cfg.epochs == 7 and cfg.model_config().fc_dim == 32 and cfg.schedule.warmup == 0.2 and cfg.loss == "Fusion6"
+    assert cfg.run_id() != get_train_preset("smoke").run_id()
+    with pytest.raises(ValueError, match="unknown config key 'epoch'"):
+        apply_overrides(cfg, ["epoch=3"])
+    with pytest.raises(ValueError, match="unknown override keys"):
+        apply_overrides(cfg, ["model.fc_dimm=3"])
+    for name in list_presets():
+        assert TrainConfig.from_dict(get_train_preset(name).to_dict()) == get_train_preset(name)
+
+
+def test_model_size_must_match_the_video(tmp_path, smoke_cache):
+    with pytest.raises(ValueError, match=r"outputs 160x320 frames but the video is 32x64"):
+        prepare(_cfg("smoke", model="hnerv-cpu-orig"), torch.device("cpu"), smoke_cache, progress=False)
+
+
+def test_two_process_ddp_matches_one_process(tmp_path, smoke_cache):
+    """torchrun --nproc_per_node=2 (gloo on CPU) vs 1 process: same data, same global batch."""
+    args = ["-m", "hnerv_lib.train", "--preset", "smoke", "--set", "epochs=3", "--set", "threads=1",
+            "--cache-dir", str(smoke_cache)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
+    subprocess.run([*torchrun, *args, "--run-dir", str(tmp_path / "ddp")], check=True, env=env, capture_output=True)
+    subprocess.run([sys.executable, *args, "--run-dir", str(tmp_path / "one")], check=True, env=env, capture_output=True)
+    ddp, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("ddp", "one"))
+    assert ddp["processes"] == 2 and one["processes"] == 1
+    # Gradients are averaged across processes, so only float summation order differs.
+    assert ddp["psnr_train"] == pytest.approx(one["psnr_train"], abs=1e-3)
+    assert ddp["final_loss"] == pytest.approx(one["final_loss"], rel=1e-3)
+    pd.testing.assert_frame_equal(_metrics(tmp_path / "ddp"), _metrics(tmp_path / "one"), atol=1e-4, rtol=1e-3)
