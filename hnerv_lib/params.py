@@ -95,8 +95,59 @@ class DataPrepParams(ReportParams):
         return Sliding(size=(side, side), stride=(stride, stride))
 
 
+@dataclass
+class TrainingParams(ReportParams):
+    """Knobs shared by the training notebooks, so the full-frame and patch models train alike."""
+
+    loss: str = "Fusion6"  # pixel loss: L1, L2, SSIM, Fusion1..12 (seeds: Fusion6; paper: L2)
+    lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
+    clip_weight: float = 0.2  # lambda of the CLIP loss (seeds: 0.2-0.5)
+    clip_warmup_frac: float = 0.1667  # pixel-only share of the epochs before the CLIP loss (seeds: 50/300)
+    eval_every: int = 10  # evaluate seen and unseen frames every k epochs (and after the last)
+    seed: int = 0  # model init and batch order
+    predict_clip: bool = True  # give the model its CLIP head (False: plain HNeRV, no teacher needed)
+    bf16: bool = False  # bfloat16 autocast (faster on CPUs with bf16 units and on GPUs)
+    channels_last: bool = False  # NHWC convolutions (pairs with bf16 on CPU)
+    full_model: str = "hnerv-quick"  # full-frame model preset (its frame size must equal `size`)
+    full_epochs: int = 60  # full-frame training epochs
+    full_batch: int = 2  # frames per step (paper: 2)
+    patch_model: str = "patch-quick"  # patch model preset (its patch size must equal size / grid)
+    patch_epochs: int = 60  # patch training epochs
+    patch_batch: int = 8  # patches per step (seeds: 8)
+
+    def train_config(self, family: str, **overrides: Any):
+        """The TrainConfig of the ``family`` ("full" or "patch") model under these parameters."""
+        from .experiment import TrainConfig  # local: experiment imports the model registry
+
+        if family not in ("full", "patch"):
+            raise ValueError(f"family must be 'full' or 'patch'; got {family!r}")
+        epochs = self.full_epochs if family == "full" else self.patch_epochs
+        base = dict(
+            video=self.video, crop=tuple(self.crop) if self.crop else None, size=tuple(self.size) if self.size else None,
+            every=self.every, first_frames=self.first_frames, split=tuple(self.split_rule().to_dict().values()),
+            grid=(self.grid_rows, self.grid_cols), teacher_model=self.teacher_model,
+            teacher_pretrained=self.teacher_pretrained, teacher_seed=self.teacher_seed,
+            model=self.full_model if family == "full" else self.patch_model, epochs=epochs,
+            batch_size=self.full_batch if family == "full" else self.patch_batch, lr=self.lr, loss=self.loss,
+            clip_weight=self.clip_weight, clip_warmup_epochs=round(self.clip_warmup_frac * epochs),
+            eval_every=min(self.eval_every, epochs), seed=self.seed, device=self.device, bf16=self.bf16,
+            channels_last=self.channels_last, model_overrides={"predict_clip": self.predict_clip},
+        )
+        return TrainConfig(**{**base, **overrides})
+
+
+@dataclass
+class FullFrameParams(TrainingParams):
+    """Notebook 01: train the full-frame HNeRV + CLIP map, inspect it, compress it."""
+
+    show_frames: int = 4  # reconstructions shown beside the ground truth
+    model_bits: int = 8  # weight quantisation for the compressed file (HNeRV: 8)
+    embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
+
+
 NOTEBOOK_PARAMS: dict[str, type] = {
     "00_data_prep": DataPrepParams,
+    "01_full_frame_training": FullFrameParams,
 }
 
 

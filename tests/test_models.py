@@ -226,12 +226,14 @@ PRESET_PARAMS = {
     "hnerv-3m": 3_318_846,
     "nerv-1.5m": 1_507_868,
     "hnerv-cpu-orig": 1_648_967,
+    "hnerv-quick": 482_132,
     "patch-smoke": 58_470,
     "patch-comparable": 2_183_676,
     "patch-balanced": 8_266_181,
     "patch-standard": 14_563_891,
     "patch-hq": 33_335_237,
     "patch-cpu-fork": 1_750_920,
+    "patch-quick": 473_406,
 }
 
 

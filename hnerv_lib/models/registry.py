@@ -34,6 +34,14 @@ def _smoke() -> FullFrameConfig:
     )
 
 
+def _hnerv_quick() -> FullFrameConfig:
+    """HNeRV for the quick profile: 64x128 frames, 2x4 embedding, about 0.2M parameters."""
+    return FullFrameConfig(
+        kind="hnerv", frame_hw=(64, 128), enc_strides=(4, 2, 2, 2), enc_dim=32, embed_ch=16,
+        dec_strides=(4, 2, 2, 2), fc_dim=64, predict_clip=True, clip_stride=4,
+    )
+
+
 def _nerv_paper() -> FullFrameConfig:
     """HNeRV README's NeRV baseline: pe_1.25_80, fc 8x16, strides 5,4,2,2, ks 0_3_3, reduce 2."""
     cfg = FullFrameConfig(
@@ -61,8 +69,11 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "hnerv-3m": _hnerv_paper(3.0),
     "nerv-1.5m": _nerv_paper,
     "hnerv-cpu-orig": _hnerv_cpu_orig,
+    "hnerv-quick": _hnerv_quick,
     # patch models; smoke at the smoke profile (32x64 -> 16x16 patches), the series at 640x1280
     "patch-smoke": _patch(16, patch_hw=(16, 16), dec_strides=(2, 2, 2), lower_width=4),
+    # 64x128 in 2x4 -> 32x32 patches; fc_dim 56 gives ~0.47M params, the size of hnerv-quick (0.48M)
+    "patch-quick": _patch(56, patch_hw=(32, 32), dec_strides=(4, 2, 2)),
     "patch-comparable": _patch(96, **PAPER_PATCH),
     "patch-balanced": _patch(192, **PAPER_PATCH),
     "patch-standard": _patch(256, **PAPER_PATCH),
