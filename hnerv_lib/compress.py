@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from . import geometry as G
 from .io import atomic_path
-from .models import build_model, config_from_dict
+from .models import build_model, config_from_dict, sample_clip
 
 MAGIC = b"HNRVQ01\n"
 PREFIX = struct.Struct("<QI")  # header length, header crc32
@@ -163,7 +163,8 @@ def _video_meta(cfg: Any, frames: Tensor | None, num_frames: int | None,
     if cfg.kind != "patch":
         if hw is not None and hw != cfg.frame_hw:
             raise ValueError(f"frame size {hw} disagrees with the model's frame_hw {cfg.frame_hw}")
-        return {"num_frames": count, "frame_hw": list(cfg.frame_hw), "geometry": None}
+        # the CLIP patch grid, when given, travels along so the CLIP map can be scored after decoding
+        return {"num_frames": count, "frame_hw": list(cfg.frame_hw), "geometry": grid.to_dict() if grid else None}
     if hw is None:
         raise ValueError("a patch model needs frame_hw (or frames) to stitch its patches; got None")
     geo = grid if grid is not None else G.Grid(hw[0] // cfg.patch_hw[0], hw[1] // cfg.patch_hw[1])
@@ -332,26 +333,58 @@ def _indices(indices: Any, count: int) -> Tensor:
     return idx
 
 
+def _decode_batch(model: nn.Module, emb: Tensor | None, meta: dict[str, Any], ids: Tensor) -> dict[str, Any]:
+    """Decode frames ``ids``: dict(rgb=(B, 3, H, W) in [0, 1], clip=map (full-frame), vectors (patch) or None)."""
+    count, hw = meta["num_frames"], tuple(meta["frame_hw"])
+    device = next(model.parameters()).device
+    if meta["kind"] == "hnerv":
+        out = model.decode(emb[ids].to(device))
+    elif meta["kind"] == "nerv":
+        out = model((ids.float() / count).to(device))  # t = i / num_frames, as HNeRV's norm_idx
+    else:
+        windows = G.geometry_from_dict(meta["geometry"]).windows(hw)
+        coords = G.coords(ids, count, windows, hw).flatten(0, 1).to(device)
+        out = model(coords)
+        patches = out["rgb"].float().cpu()
+        rgb = G.stitch(patches.view(len(ids), len(windows), *patches.shape[1:]), windows, hw)
+        clip = out["clip"].float().cpu().view(len(ids), len(windows), -1) if out["clip"] is not None else None
+        return {"rgb": rgb.clamp(0, 1), "clip": clip}
+    clip = out["clip"].float().cpu() if out["clip"] is not None else None
+    return {"rgb": out["rgb"].float().cpu().clamp(0, 1), "clip": clip}
+
+
 @torch.no_grad()
 def decode_frames(source: str | os.PathLike | Loaded, indices: Any = None, batch: int = 8) -> Tensor:
     """(len(indices), 3, H, W) frames in [0, 1], in the order asked (all frames by default)."""
     _int("batch", batch)
     model, emb, meta = _loaded(source)
-    count, hw = meta["num_frames"], tuple(meta["frame_hw"])
-    device = next(model.parameters()).device
-    out = [torch.empty(0, 3, *hw)]
-    for ids in _indices(indices, count).split(batch):
-        if meta["kind"] == "hnerv":
-            rgb = model.decode(emb[ids].to(device))["rgb"]
-        elif meta["kind"] == "nerv":
-            rgb = model((ids.float() / count).to(device))["rgb"]  # t = i / num_frames, as HNeRV's norm_idx
-        else:
-            windows = G.geometry_from_dict(meta["geometry"]).windows(hw)
-            coords = G.coords(ids, count, windows, hw).flatten(0, 1).to(device)
-            patches = model(coords)["rgb"].cpu()
-            rgb = G.stitch(patches.view(len(ids), len(windows), *patches.shape[1:]), windows, hw)
-        out.append(rgb.float().cpu().clamp(0, 1))
+    out = [torch.empty(0, 3, *meta["frame_hw"])]
+    for ids in _indices(indices, meta["num_frames"]).split(batch):
+        out.append(_decode_batch(model, emb, meta, ids)["rgb"])
     return torch.cat(out)
+
+
+def reconstructor(source: str | os.PathLike | Loaded, clip_sample: str = "center"):
+    """``ids -> (rgb, per-patch CLIP vectors or None)`` from a compressed file, for ``evaluate.score_frames``.
+
+    Full-frame CLIP maps are read at the stored grid's patch centres (or averaged over the patch area).
+    """
+    model, emb, meta = _loaded(source)
+    hw = tuple(meta["frame_hw"])
+    windows = G.geometry_from_dict(meta["geometry"]).windows(hw) if meta.get("geometry") else None
+
+    @torch.no_grad()
+    def decode(ids: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = _decode_batch(model, emb, meta, ids.cpu())
+        clip = out["clip"]
+        if clip is not None and clip.dim() == 4:  # a full-frame CLIP map: sample it at the patch centres
+            if windows is None:
+                raise ValueError(f"{meta['path']} stores no patch geometry: pass grid= to compress()")
+            wh = torch.tensor([[w.width / hw[1], w.height / hw[0]] for w in windows])
+            clip = sample_clip(clip, G.centers(windows, hw), clip_sample, wh)
+        return out["rgb"], clip
+
+    return decode
 
 
 def _write_mp4(frames: Tensor, file: Path, fps: int) -> None:

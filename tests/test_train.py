@@ -156,3 +156,21 @@ def test_two_process_ddp_matches_one_process(tmp_path, smoke_cache):
     assert ddp["psnr_train"] == pytest.approx(one["psnr_train"], abs=1e-3)
     assert ddp["final_loss"] == pytest.approx(one["final_loss"], rel=1e-3)
     pd.testing.assert_frame_equal(_metrics(tmp_path / "ddp"), _metrics(tmp_path / "one"), atol=1e-4, rtol=1e-3)
+
+
+def test_compressed_file_scores_like_the_model(tmp_path, smoke_cache):
+    """The compressed video decodes in frame order and scores within quantisation error of the model."""
+    from hnerv_lib.compress import compress, reconstructor
+    from hnerv_lib.evaluate import evaluate_frames, score_frames
+
+    cfg = _cfg("smoke", epochs=3)
+    train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
+    s = prepare(cfg, torch.device("cpu"), smoke_cache, progress=False)
+    ck.load_weights(tmp_path / "checkpoint.pt", s.model)
+    stats = compress(s.model.eval(), tmp_path / "video.hnerv", s.task.frames, grid=cfg.geometry())
+    assert stats.bpp > 0 and stats.bpp_no_clip < stats.bpp
+    model_df = evaluate_frames(s.task, s.model, s.split)
+    file_df = score_frames(reconstructor(tmp_path / "video.hnerv"), s.task.frames, s.task.targets, s.split)
+    assert (model_df["frame"] == file_df["frame"]).all()
+    assert (model_df["psnr"] - file_df["psnr"]).abs().max() < 0.5  # 8-bit weights, 6-bit embeddings
+    assert (model_df["clip_sim"] - file_df["clip_sim"]).abs().max() < 0.05
