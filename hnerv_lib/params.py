@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -145,9 +145,22 @@ class FullFrameParams(TrainingParams):
     embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 
 
+@dataclass
+class PatchParams(TrainingParams):
+    """Notebook 02: train the patch dual-head model, score stitched frames and patches, seams, queries, speed."""
+
+    show_frames: int = 3  # reconstructions shown beside the ground truth (half train, half unseen)
+    seam_k: int = 2  # seam band: pixels within this many px of an inner patch border (cpu: 4 at 80 px patches)
+    overlap: float = 0.5  # overlapped decoding: share of a patch side shared with each neighbour (stride = patch / 2)
+    query_offsets: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # continuous queries, in patches
+    query_frames: int = 4  # frames scored by continuous queries (their CLIP targets are computed on the fly)
+    speed_repeats: int = 5  # decoding-speed repeats; the median is reported
+
+
 NOTEBOOK_PARAMS: dict[str, type] = {
     "00_data_prep": DataPrepParams,
     "01_full_frame_training": FullFrameParams,
+    "02_patch_training": PatchParams,
 }
 
 

@@ -16,12 +16,12 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from . import __version__, io
-from .params import load_profile
+from .params import NOTEBOOK_PARAMS, load_profile
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,6 +68,15 @@ def _export_html(executed: Path) -> Path:
     return target
 
 
+def _for_notebook(stem: str, params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The profile keys this notebook declares, plus every explicit override (so a typo still fails)."""
+    cls = NOTEBOOK_PARAMS.get(stem)
+    if cls is None:
+        return params
+    names = {f.name for f in fields(cls)}
+    return {**{k: v for k, v in params.items() if k in names}, **overrides}
+
+
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
@@ -95,7 +104,8 @@ def run_report(cfg: ReportRun) -> dict[str, float]:
         start = time.perf_counter()
         print(f"[report] {cfg.profile}: running {nb.name} ...", flush=True)
         try:
-            pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
+            pm.execute_notebook(str(nb), str(executed), parameters=_for_notebook(nb.stem, params, cfg.overrides),
+                                kernel_name="python3",
                                 cwd=str(REPO), progress_bar=False)
         except Exception as err:
             raise NotebookFailed(f"notebook {nb.name} failed ({type(err).__name__}); executed copy with the "

@@ -1,0 +1,132 @@
+"""The video classifier's typed config, overridable from ``APPCONFIG__<FIELD>`` environment variables.
+
+    APPCONFIG__USE_3D_PATCH_EMBED=true APPCONFIG__TUBELET_SIZE=2 python -m hnerv_lib.action train ...
+
+Every field of ``ModelConfig`` can be set this way; the value is parsed by the field's type, and a
+value that does not parse, or a variable naming no field, is one ``ConfigError`` naming both.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping, Optional
+
+ENV_PREFIX = "APPCONFIG__"
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used; the message names the field (or variable) and the value."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A ViT video classifier: 2D patches per frame (default) or 3D tubelets spanning frames."""
+
+    use_3d_patch_embed: bool = False  # False: Conv2d per frame; True: Conv3d over (tubelet_size, P, P) cubes
+    patch_size: int = 16  # spatial patch side P (ViT-B/16, the seed)
+    tubelet_size: int = 2  # frames per tubelet (3D only); ViViT and VideoMAE use 2
+    image_size: int = 224  # square frame side; must be a multiple of patch_size
+    num_frames: Optional[int] = None  # frames per clip; None: the model's constructor argument decides
+    in_channels: int = 3  # RGB
+    width: int = 768  # token dimension (ViT-B)
+    depth: int = 12  # transformer layers
+    heads: int = 12  # attention heads; width must divide by it
+    mlp_ratio: float = 4.0  # MLP hidden = width x this
+    num_classes: int = 400  # Kinetics-400 by default; the arrow-of-time task uses 2
+    dropout: float = 0.0  # dropout in the encoder layers and before the head
+
+    def __post_init__(self) -> None:
+        for name in ("patch_size", "tubelet_size", "image_size", "in_channels", "width", "depth", "heads",
+                     "num_classes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ModelConfig.{name} must be an int >= 1; got {value!r}")
+        if self.num_frames is not None and (isinstance(self.num_frames, bool) or not isinstance(self.num_frames, int)
+                                            or self.num_frames < 1):
+            raise ConfigError(f"ModelConfig.num_frames must be None or an int >= 1; got {self.num_frames!r}")
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"ModelConfig.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if self.width % self.heads:
+            raise ConfigError(f"ModelConfig.width {self.width} is not divisible by heads {self.heads}")
+        if not 0.0 <= self.dropout < 1.0 or self.mlp_ratio <= 0:
+            raise ConfigError(f"ModelConfig needs 0 <= dropout < 1 and mlp_ratio > 0; got dropout={self.dropout!r}, "
+                              f"mlp_ratio={self.mlp_ratio!r}")
+
+    @property
+    def embedding(self) -> str:
+        """Human name of the patch embedding: ``2D patch embedding`` or ``3D tubelets (t=2)``."""
+        return f"3D tubelets (t={self.tubelet_size})" if self.use_3d_patch_embed else "2D patch embedding"
+
+    @property
+    def frames_per_token(self) -> int:
+        """Frames one token spans: tubelet_size for 3D, 1 for 2D."""
+        return self.tubelet_size if self.use_3d_patch_embed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/checkpoint form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Rebuild from ``to_dict``; an unknown key is an error naming it."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown ModelConfig keys {unknown}")
+        return cls(**data)
+
+
+def token_grid(cfg: ModelConfig, num_frames: Optional[int]) -> tuple[int, int, int]:
+    """(temporal, height, width) token grid for clips of ``num_frames`` frames, or a ConfigError."""
+    if num_frames is None:
+        if cfg.use_3d_patch_embed:
+            raise ConfigError("num_frames must be specified when using 3D patch embedding "
+                              "(LSViTForAction(config, num_frames=16) or APPCONFIG__NUM_FRAMES)")
+        raise ConfigError("num_frames must be specified: the learned position table has one entry per (frame, patch)")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ConfigError(f"num_frames must be an int >= 1; got {num_frames!r}")
+    t = cfg.frames_per_token
+    if num_frames % t:
+        raise ConfigError(f"num_frames {num_frames} is not divisible by tubelet_size {t}: "
+                          f"3D tubelets must tile the clip exactly")
+    side = cfg.image_size // cfg.patch_size
+    return num_frames // t, side, side
+
+
+def _parse(name: str, tp: Any, raw: str) -> Any:
+    """Parse one environment string as type ``tp`` (bool, int, float, str or Optional of those)."""
+    text = raw.strip()
+    args = typing.get_args(tp)
+    if type(None) in args:  # Optional[X]
+        if text.lower() in {"", "none", "null"}:
+            return None
+        (tp,) = [a for a in args if a is not type(None)]
+    if tp is bool:
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise ConfigError(f"{name}={raw!r} is not a boolean (use one of {sorted(_TRUE | _FALSE)})")
+    try:
+        return tp(text)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {tp.__name__}") from None
+
+
+def from_env(base: ModelConfig = ModelConfig(), environ: Optional[Mapping[str, str]] = None) -> ModelConfig:
+    """``base`` with every ``APPCONFIG__<FIELD>`` variable of ``environ`` (default os.environ) applied."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(ModelConfig)
+    overrides: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in hints:
+            raise ConfigError(f"{key} names no ModelConfig field; known: "
+                              f"{sorted(ENV_PREFIX + f.name.upper() for f in fields(ModelConfig))}")
+        overrides[name] = _parse(key, hints[name], raw)
+    try:
+        return replace(base, **overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{err} (from environment: {sorted(ENV_PREFIX + k.upper() for k in overrides)})") from None
