@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from hnerv_lib.experiment import get_train_preset
+from hnerv_lib.sweep import failures, in_shard, run_sweep, variant
+
+
+def _fake_train(calls):
+    def train(cfg, run_dir, progress=False):
+        calls.append(cfg.clip_weight)
+        if cfg.clip_weight == 0.5:
+            raise RuntimeError("diverged on purpose")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = {"psnr_train": 20 + cfg.clip_weight, "run_id": cfg.run_id()}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+    return train
+
+
+VARIANTS = [variant("clip_weight", w, clip_weight=w) for w in (0.0, 0.2, 0.5, 1.0)]
+
+
+def test_failure_is_recorded_and_the_sweep_goes_on(tmp_path):
+    calls = []
+    res = run_sweep(get_train_preset("smoke"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
+    assert calls == [0.0, 0.2, 0.5, 1.0]
+    assert res.set_index("label")["status"].to_dict() == {"0.0": "trained", "0.2": "trained", "0.5": "failed", "1.0": "trained"}
+    bad = failures(res)
+    assert bad["label"].tolist() == ["0.5"] and "diverged on purpose" in bad["error"].iloc[0]
+    err = json.loads((tmp_path / bad["run_id"].iloc[0] / "error.json").read_text())
+    assert "Traceback" in err["traceback"] and err["config"]["clip_weight"] == 0.5
+
+
+def test_finished_runs_are_reused_and_failed_ones_retried(tmp_path):
+    calls = []
+    run_sweep(get_train_preset("smoke"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
+    calls.clear()
+    res = run_sweep(get_train_preset("smoke"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
+    assert calls == [0.5]  # only the failed configuration runs again
+    assert (res["status"] == "reused").sum() == 3
+
+
+def test_shards_partition_the_sweep(tmp_path):
+    base = get_train_preset("smoke")
+    ids = [v.apply(base).run_id() for v in VARIANTS]
+    owners = [[i for i in range(3) if in_shard(r, (i, 3))] for r in ids]
+    assert all(len(o) == 1 for o in owners)
+    seen = []
+    for i in range(3):
+        res = run_sweep(base, VARIANTS, tmp_path / f"m{i}", train_fn=_fake_train([]), shard=(i, 3), progress=False)
+        seen += res["run_id"].tolist()
+    assert sorted(seen) == sorted(ids)
+    with pytest.raises(ValueError, match=r"shard must be \(i, n\)"):
+        in_shard(ids[0], (3, 3))
+
+
+def test_model_field_variants():
+    cfg = variant("size", "wide", model__fc_dim=32).apply(get_train_preset("smoke"))
+    assert cfg.model_config().fc_dim == 32
