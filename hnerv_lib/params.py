@@ -157,10 +157,50 @@ class PatchParams(TrainingParams):
     speed_repeats: int = 5  # decoding-speed repeats; the median is reported
 
 
+@dataclass
+class TubeletParams(ReportParams):
+    """Notebook 03: 2D patches vs 3D tubelets in a video ViT, on the arrow-of-time task (seed 004)."""
+
+    tube_videos: list[str] = field(default_factory=lambda: ["bunny", "bikes", "carphone"])  # clips are cut from these
+    tube_frames: int = 8  # frames per clip; tubelet 4 needs a multiple of 4
+    tube_frame_step: int = 2  # source frames between clip frames: more motion per step
+    tube_size: int = 32  # square clip side in pixels (= the model's image_size)
+    tube_crops: int = 3  # square crops across each frame's width: more clips of the same motion
+    tube_blocks: int = 3  # interleaved train/test stretches per video (split by time, 2-frame gaps)
+    tube_patch: int = 8  # spatial patch side P: (32 / 8)^2 = 16 spatial tokens per frame
+    tube_width: int = 32  # token dimension
+    tube_depth: int = 2  # transformer layers
+    tube_heads: int = 2  # attention heads
+    tube_epochs: int = 15  # epochs from scratch (2D and tubelets alike)
+    tube_finetune_epochs: int = 6  # epochs of the inflated model, on top of its 2D model's
+    tube_batch: int = 16  # clips per step
+    tube_lr: float = 1e-3  # AdamW peak learning rate
+    tube_seeds: int = 3  # seeds 0..n-1; accuracy intervals are over seeds
+
+    def arrow_spec(self):
+        """How the arrow-of-time clips are cut."""
+        from .action.clips import ArrowOfTime  # local: the action package is only needed by notebook 03
+
+        return ArrowOfTime(videos=tuple(self.tube_videos), num_frames=self.tube_frames, frame_step=self.tube_frame_step,
+                           size=self.tube_size, crops=self.tube_crops, blocks=self.tube_blocks)
+
+    def study(self):
+        """The typed Study (data, 2D base model, training, seeds) these parameters describe."""
+        from .action.config import ModelConfig
+        from .action.study import Study
+        from .action.train import TrainSpec
+
+        model = ModelConfig(image_size=self.tube_size, patch_size=self.tube_patch, width=self.tube_width,
+                            depth=self.tube_depth, heads=self.tube_heads, num_classes=2)
+        train = TrainSpec(epochs=self.tube_epochs, batch_size=self.tube_batch, lr=self.tube_lr, device=self.device)
+        return Study(self.arrow_spec(), model, train, self.tube_finetune_epochs, tuple(range(self.tube_seeds)))
+
+
 NOTEBOOK_PARAMS: dict[str, type] = {
     "00_data_prep": DataPrepParams,
     "01_full_frame_training": FullFrameParams,
     "02_patch_training": PatchParams,
+    "03_tubelet_embedding": TubeletParams,
 }
 
 

@@ -43,10 +43,13 @@ class _Task:
         self.centers = G.centers(windows, self.frame_hw).to(frames.device)
 
     def _combine(self, pred_rgb, true_rgb, pred_clip, true_clip, clip_weight: float) -> StepLoss:
-        pix = pixel_loss(pred_rgb.float(), true_rgb, self.loss_kind)
-        if pred_clip is None or true_clip is None or clip_weight == 0:
-            return StepLoss(pix, pix.detach(), None)
-        cl = clip_loss(pred_clip.float(), true_clip)
+        # Losses always in fp32, even under bf16 autocast: SSIM's Gaussian filter is a conv, which
+        # autocast would run in bf16, and 1 - SSIM near a perfect fit then rounds to garbage or -inf.
+        with torch.autocast(pred_rgb.device.type, enabled=False):
+            pix = pixel_loss(pred_rgb.float(), true_rgb.float(), self.loss_kind)
+            if pred_clip is None or true_clip is None or clip_weight == 0:
+                return StepLoss(pix, pix.detach(), None)
+            cl = clip_loss(pred_clip.float(), true_clip.float())
         return StepLoss(pix + clip_weight * cl, pix.detach(), cl.detach())
 
 

@@ -174,3 +174,15 @@ def test_compressed_file_scores_like_the_model(tmp_path, smoke_cache):
     assert (model_df["frame"] == file_df["frame"]).all()
     assert (model_df["psnr"] - file_df["psnr"]).abs().max() < 0.5  # 8-bit weights, 6-bit embeddings
     assert (model_df["clip_sim"] - file_df["clip_sim"]).abs().max() < 0.05
+
+
+def test_bf16_autocast_keeps_the_ssim_loss_finite(smoke_cache):
+    """Fusion6's SSIM term is computed in fp32 even under bf16 autocast (it went -inf in bf16)."""
+    s = prepare(_cfg("patch-smoke", bf16=True, loss="Fusion6"), torch.device("cpu"), smoke_cache, progress=False)
+    items = torch.arange(8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = s.task.step_loss(s.model, items, 0.2)
+    assert loss.total.dtype == torch.float32 and torch.isfinite(loss.total)
+    f, p = s.task.train_frames[items // s.task.n], items % s.task.n
+    perfect = s.task._combine(s.task.patches[f, p].bfloat16(), s.task.patches[f, p], None, None, 0.0)
+    assert perfect.total.item() == pytest.approx(0.0, abs=1e-2)  # bf16-rounded input, fp32 loss

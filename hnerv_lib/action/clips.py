@@ -13,9 +13,10 @@ plus ``DIR/meta.json``, a human-readable twin of ``meta`` with the counts.
 **Arrow of time**: is a clip played forward or reversed? One frame cannot tell, motion can. Each
 video is resized to height ``size``; a clip takes ``num_frames`` frames ``frame_step`` apart and a
 ``size`` x ``size`` crop; every window appears once forward (label 0) and once reversed (label 1).
-The split is **by time**: train windows lie in the first ``train_frac`` of each video's frames, test
-windows start ``gap`` frames after that region ends, so no frame is in both. Windows across a scene
-cut (mean absolute frame difference above ``cut_threshold``) are skipped.
+The split is **by time**: each video is cut into ``blocks`` equal stretches; in each, train windows
+lie in the first ``train_frac`` of the frames and test windows in the rest, ``gap`` frames away from
+every train frame, so no frame is in both (``blocks=1``: first part train, last part test). Windows
+across a scene cut (mean absolute frame difference above ``cut_threshold``) are skipped.
 """
 
 from __future__ import annotations
@@ -57,6 +58,17 @@ class ClipSet:
         """Frames per clip T."""
         return self.clips.shape[1]
 
+    def pairs(self) -> torch.Tensor:
+        """(N/2, 2) indices of (forward, reversed) twins; DataError unless the set is stored that way."""
+        n = len(self)
+        ok = n % 2 == 0 and len(self.origin) == n
+        if ok:
+            fwd, rev = self.origin[0::2], self.origin[1::2]
+            ok = bool((fwd[:, :3] == rev[:, :3]).all() and (fwd[:, 3] == 0).all() and (rev[:, 3] == 1).all())
+        if not ok:
+            raise DataError("paired batches need clips stored as (forward, reversed) twins, as arrow_of_time writes them")
+        return torch.arange(n).reshape(-1, 2)
+
     def describe(self) -> str:
         """E.g. ``240 clips of 8 x 64x64 (forward 120, reversed 120)``."""
         counts = ", ".join(f"{c} {int((self.labels == i).sum())}" for i, c in enumerate(self.classes))
@@ -87,20 +99,21 @@ class ClipSet:
 class ArrowOfTime:
     """How arrow-of-time clips are cut from the videos."""
 
-    videos: tuple[str, ...] = ("bunny", "bikes")  # embedded names or video files
+    videos: tuple[str, ...] = ("bunny", "bikes", "carphone")  # embedded names or video files
     num_frames: int = 8  # frames per clip
     frame_step: int = 2  # source frames between clip frames: more motion per step
-    size: int = 64  # square clip side; videos are resized to this height first
-    crops: int = 3  # square crops spread across each frame's width
-    train_frac: float = 0.7  # first 70 % of every video's frames hold the train windows
-    gap: int = 8  # frames skipped between the train and test regions
+    size: int = 32  # square clip side; videos are resized to this height first
+    crops: int = 5  # square crops spread across each frame's width (more clips of the same motion)
+    blocks: int = 3  # train/test stretches per video; 1 = first part train, last part test
+    train_frac: float = 0.55  # share of each stretch holding the train windows; the rest holds the test windows
+    gap: int = 2  # frames skipped on each side of a test region: no frame is in both splits
     train_stride: int = 2  # start-frame stride of train windows
     test_stride: int = 2  # start-frame stride of test windows
     cut_threshold: float = 30.0  # mean |frame difference| (0..255) above which a scene cut is assumed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "videos", tuple(self.videos))
-        for name in ("num_frames", "frame_step", "size", "crops", "train_stride", "test_stride"):
+        for name in ("num_frames", "frame_step", "size", "crops", "blocks", "train_stride", "test_stride"):
             if getattr(self, name) < 1:
                 raise DataError(f"ArrowOfTime.{name} must be >= 1; got {getattr(self, name)!r}")
         if not 0 < self.train_frac < 1 or self.gap < 0:
@@ -139,6 +152,24 @@ def window_starts(lo: int, hi: int, span: int, stride: int, cuts: list[int]) -> 
     return [s for s in range(lo, hi - span + 1, stride) if not any(s <= c < s + span - 1 for c in cuts)]
 
 
+def time_regions(n: int, blocks: int, train_frac: float, gap: int) -> dict[str, list[tuple[int, int]]]:
+    """[lo, hi) frame ranges of the train and test regions of a video of ``n`` frames."""
+    bounds = [round(b * n / blocks) for b in range(blocks + 1)]
+    out: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
+    for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        split_at = lo + int(train_frac * (hi - lo))
+        out["train"].append((lo, split_at))
+        out["test"].append((split_at + gap, hi - (gap if b < blocks - 1 else 0)))
+    return out
+
+
+def crop_lefts(width: int, size: int, crops: int) -> list[int]:
+    """Left edges of ``crops`` square crops spread evenly across ``width`` (one crop: the centre)."""
+    if crops == 1:
+        return [(width - size) // 2]
+    return sorted({round(i * (width - size) / (crops - 1)) for i in range(crops)})
+
+
 def _cut(frames: torch.Tensor, starts: list[int], lefts: list[int], spec: ArrowOfTime, vid: int):
     clips, labels, origin = [], [], []
     for s in starts:
@@ -155,25 +186,26 @@ def _cut(frames: torch.Tensor, starts: list[int], lefts: list[int], spec: ArrowO
 def arrow_of_time(spec: ArrowOfTime, cache_dir: str | Path = "data/cache") -> tuple[ClipSet, ClipSet]:
     """(train, test) clip sets split by time; test clips share no frame with train clips."""
     parts: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "test": ([], [], [])}
-    regions: dict[str, Any] = {}
+    info: dict[str, Any] = {}
     for vid, source in enumerate(spec.videos):
         h, w = native_hw(source)
         width = max(spec.size, round(w * spec.size / h))
         frames = load_video(VideoSpec(source, size=(spec.size, width)), cache_dir).frames
         n, cuts = frames.shape[0], scene_cuts(frames, spec.cut_threshold)
-        split_at = int(spec.train_frac * n)
-        lefts = sorted({round(i * (width - spec.size) / max(spec.crops - 1, 1)) for i in range(spec.crops)})
-        starts = {"train": window_starts(0, split_at, spec.span, spec.train_stride, cuts),
-                  "test": window_starts(split_at + spec.gap, n, spec.span, spec.test_stride, cuts)}
+        lefts = crop_lefts(width, spec.size, spec.crops)
+        ranges = time_regions(n, spec.blocks, spec.train_frac, spec.gap)
+        stride = {"train": spec.train_stride, "test": spec.test_stride}
+        starts = {name: [s for lo, hi in rs for s in window_starts(lo, hi, spec.span, stride[name], cuts)]
+                  for name, rs in ranges.items()}
         for name, st in starts.items():
             for acc, new in zip(parts[name], _cut(frames, st, lefts, spec, vid)):
                 acc.extend(new)
-        regions[source] = {"frames": n, "train": [0, split_at], "test": [split_at + spec.gap, n], "cuts": cuts,
-                           "train_windows": len(starts["train"]), "test_windows": len(starts["test"])}
+        info[source] = {"frames": n, **ranges, "cuts": cuts,
+                        "train_windows": len(starts["train"]), "test_windows": len(starts["test"])}
     out = []
     for name, (clips, labels, origin) in parts.items():
         if not clips:
-            raise DataError(f"no {name} clip fits: {spec.span}-frame windows in {regions}")
-        meta = {"task": "arrow_of_time", "split": name, "spec": spec.to_dict(), "regions": regions}
+            raise DataError(f"no {name} clip fits: {spec.span}-frame windows in {info}")
+        meta = {"task": "arrow_of_time", "split": name, "spec": spec.to_dict(), "regions": info}
         out.append(ClipSet(torch.stack(clips).contiguous(), torch.tensor(labels), CLASSES, torch.tensor(origin), meta))
     return out[0], out[1]

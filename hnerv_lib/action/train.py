@@ -23,6 +23,7 @@ class TrainSpec:
     lr: float = 1e-3  # peak AdamW learning rate (small ViTs from scratch tolerate 1e-3)
     weight_decay: float = 0.05  # AdamW decoupled decay, the ViT default
     warmup: float = 0.1  # fraction of steps ramping the lr up: transformers diverge on large first steps
+    paired: bool = True  # each clip shares its batch with its time-reversed twin: content cancels, order remains
     flip: bool = True  # random horizontal flips: the arrow of time is mirror-invariant, so free data
     seed: int = 0  # init (when the caller seeds before building) and batch order
     device: str = "cpu"  # torch device
@@ -46,8 +47,9 @@ def fit(model: LSViTForAction, data: ClipSet, spec: TrainSpec,
     schedule = Cosine(warmup=spec.warmup, power=1.0, floor=0.1)
     steps_per_epoch = -(-len(data) // spec.batch_size)
     total, step, losses, seconds = spec.epochs * steps_per_epoch, 0, [], 0.0
+    pairs = data.pairs() if spec.paired else torch.arange(len(data)).reshape(-1, 1)
     for epoch in range(spec.epochs):
-        order, running = torch.randperm(len(data), generator=gen), 0.0
+        order, running = pairs[torch.randperm(len(pairs), generator=gen)].flatten(), 0.0
         start = time.perf_counter()
         for idx in order.split(spec.batch_size):
             x = to_input(data.clips[idx], spec.device)
@@ -69,12 +71,16 @@ def fit(model: LSViTForAction, data: ClipSet, spec: TrainSpec,
 
 
 @torch.no_grad()
-def predict(model: LSViTForAction, data: ClipSet, batch_size: int = 32, device: str = "cpu") -> torch.Tensor:
-    """Predicted class index of every clip (eval mode)."""
+def predict_proba(model: LSViTForAction, data: ClipSet, batch_size: int = 32, device: str = "cpu") -> torch.Tensor:
+    """Class probabilities (N, classes) of every clip, in eval mode."""
     model.to(device).eval()
-    preds = [model(to_input(data.clips[i : i + batch_size], device)).argmax(dim=1).cpu()
-             for i in range(0, len(data), batch_size)]
-    return torch.cat(preds)
+    return torch.cat([model(to_input(data.clips[i : i + batch_size], device)).softmax(dim=1).cpu()
+                      for i in range(0, len(data), batch_size)])
+
+
+def predict(model: LSViTForAction, data: ClipSet, batch_size: int = 32, device: str = "cpu") -> torch.Tensor:
+    """Predicted class index of every clip."""
+    return predict_proba(model, data, batch_size, device).argmax(dim=1)
 
 
 def accuracy(preds: torch.Tensor, labels: torch.Tensor) -> float:
