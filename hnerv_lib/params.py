@@ -196,11 +196,20 @@ class TubeletParams(ReportParams):
         return Study(self.arrow_spec(), model, train, self.tube_finetune_epochs, tuple(range(self.tube_seeds)))
 
 
+@dataclass
+class SearchParams(TrainingParams):
+    """Notebook 06: text -> patches search with the networks' predicted CLIP embeddings."""
+
+    queries: list[str] = field(default_factory=lambda: ["a rabbit", "green grass", "blue sky", "a tree", "a rock"])  # text queries
+    top_k: int = 5  # results per query; recall@k compares the network's top k with the teacher's
+
+
 NOTEBOOK_PARAMS: dict[str, type] = {
     "00_data_prep": DataPrepParams,
     "01_full_frame_training": FullFrameParams,
     "02_patch_training": PatchParams,
     "03_tubelet_embedding": TubeletParams,
+    "06_semantic_search": SearchParams,
 }
 
 
