@@ -78,11 +78,11 @@ def _for_notebook(stem: str, params: dict[str, Any], overrides: dict[str, Any]) 
 
 
 def _git_commit() -> str:
-    """Short commit of the checkout, with ``+dirty`` when tracked files differ from it."""
+    """Short commit of the checkout, with ``+dirty`` when tracked files outside reports/ differ from it."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
+                               cwd=REPO, capture_output=True, text=True)  # a report's own files do not count
         return (head.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
     except OSError:
         return "unknown"
