@@ -197,6 +197,14 @@ class TubeletParams(ReportParams):
 
 
 @dataclass
+class ComparisonParams(TrainingParams):
+    """Notebook 05: full-frame vs patch dual-head under equal parameters, equal time and a quality target."""
+
+    seam_k: int = 2  # seam band width in pixels, both designs measured on the same patch-grid borders
+    quality_target_db: float = 0.0  # PSNR to reach; 0 picks 1 dB below the weaker model's final seen-frame PSNR
+
+
+@dataclass
 class SearchParams(TrainingParams):
     """Notebook 06: text -> patches search with the networks' predicted CLIP embeddings."""
 
@@ -209,6 +217,7 @@ NOTEBOOK_PARAMS: dict[str, type] = {
     "01_full_frame_training": FullFrameParams,
     "02_patch_training": PatchParams,
     "03_tubelet_embedding": TubeletParams,
+    "05_comparison": ComparisonParams,
     "06_semantic_search": SearchParams,
 }
 

@@ -1,0 +1,92 @@
+"""Full-frame vs patch dual-head, measured the same way: one row of numbers per trained run.
+
+Every column is computed by the same code for both designs: stitched (or whole) frame PSNR/SSIM on
+seen and unseen frames, CLIP similarity with its baselines, seconds per epoch, the compressed size in
+bits per pixel, decoding speed from the compressed file, and the seam metric (border band vs interior
+error at the patch-grid borders, which a full-frame model has no reason to show).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import torch
+
+from . import geometry as G
+from .checkpoint import load_weights
+from .compress import compress, decoding_speed
+from .evaluate import summarize
+from .experiment import TrainConfig
+from .models import count_params
+from .train import prepare
+from .verify import verification_table
+
+
+def time_to_psnr(metrics: pd.DataFrame, target_db: float, column: str = "psnr_train") -> Optional[float]:
+    """Training seconds until the first evaluation at or above ``target_db`` (None if never reached)."""
+    if column not in metrics:
+        return None
+    elapsed = metrics["seconds"].cumsum()
+    hit = metrics[metrics[column] >= target_db]
+    return float(elapsed[hit.index[0]]) if len(hit) else None
+
+
+def _seam_ratio(rgb: torch.Tensor, truth: torch.Tensor, windows: list[G.Window], k: int) -> float:
+    mask = G.border_mask(windows, tuple(truth.shape[-2:]), k)
+    err = (rgb - truth).pow(2).mean(1)  # (T, H, W)
+    return float(err[:, mask].mean() / err[:, ~mask].mean())
+
+
+@torch.no_grad()
+def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, device: str = "cpu",
+                seam_k: int = 2) -> dict:
+    """All comparison columns of the finished run of ``cfg`` (its checkpoint is loaded, not retrained)."""
+    run_dir = Path(run_root) / cfg.run_id()
+    s = prepare(cfg, torch.device(device), cache_dir, progress=False)
+    load_weights(run_dir / "checkpoint.pt", s.model)
+    model = s.model.eval()
+    frames_df = pd.read_csv(run_dir / "frames.csv")
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    ids = torch.arange(s.task.num_frames)
+    rgb, clip = s.task.reconstruct(model, ids)
+    row = {"design": "patch" if cfg.model_config().kind == "patch" else "full frame", "model": cfg.model,
+           "params": count_params(model), "epochs": cfg.epochs,
+           "s_per_epoch": float(metrics["seconds"].median()), "train_s": float(metrics["seconds"].sum()),
+           **summarize(frames_df)}
+    seen = s.split.train  # seams are judged where both models were fitted
+    row["seam_ratio"] = _seam_ratio(rgb[seen].cpu(), s.task.frames[seen].cpu(), s.task.windows, seam_k)
+    if clip is not None:
+        table = verification_table(clip.cpu(), s.task.targets.cpu(), s.split, n_boot=200)
+        base = table[table["split"] == "all"].set_index("condition")["mean"]
+        row.update({f"clip_baseline_{k}": float(base[k]) for k in ("shuffled", "temporal") if k in base})
+    path = run_dir / "video.hnerv"
+    stats = compress(model, path, s.task.frames.cpu(), grid=cfg.geometry())
+    row.update({"bpp": stats.bpp, "bpp_no_clip": stats.bpp_no_clip,
+                "decode_fps": decoding_speed(path)["frames_per_s"]})
+    return row
+
+
+def verdict(table: pd.DataFrame) -> str:
+    """A paragraph generated from a comparison table with one 'full frame' and one 'patch' row per setting."""
+    lines = []
+    for setting, part in table.groupby("setting", sort=False):
+        rows = part.set_index("design")
+        if not {"full frame", "patch"} <= set(rows.index):
+            continue
+        full, patch = rows.loc["full frame"], rows.loc["patch"]
+
+        def better(col: str, higher: bool = True) -> str:
+            a, b = full.get(col, math.nan), patch.get(col, math.nan)
+            if pd.isna(a) or pd.isna(b):
+                return "n/a"
+            win = "full frame" if (a > b) == higher else "patch"
+            return f"{win} (full frame {a:.3g} vs patch {b:.3g})"
+
+        lines.append(f"Under {setting}: seen-frame PSNR favours {better('psnr_train')}; unseen-frame PSNR favours "
+                     f"{better('psnr_val')}; unseen-frame CLIP similarity favours {better('clip_val')}; "
+                     f"training speed favours {better('s_per_epoch', higher=False)} s/epoch; the smaller file is "
+                     f"{better('bpp', higher=False)} bpp.")
+    return " ".join(lines)
