@@ -19,6 +19,7 @@ from . import geometry as G
 from .checkpoint import load_weights
 from .compress import compress, decoding_speed
 from .evaluate import summarize
+from .memory import peak_tensor_mb
 from .experiment import TrainConfig
 from .models import count_params
 from .train import prepare
@@ -40,13 +41,36 @@ def _seam_ratio(rgb: torch.Tensor, truth: torch.Tensor, windows: list[G.Window],
     return float(err[:, mask].mean() / err[:, ~mask].mean())
 
 
-@torch.no_grad()
+def train_step_mb(cfg: TrainConfig, setup) -> float:
+    """Peak tensor MiB of one training step (forward, loss, backward) at the run's batch size and precision."""
+    model, task = setup.model.train(), setup.task
+    items = torch.arange(min(cfg.batch_size, task.num_items()), device=setup.device)
+
+    def step() -> None:
+        with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = task.step_loss(model, items, cfg.clip_weight)
+        loss.total.backward()
+
+    peak = peak_tensor_mb(step)
+    model.zero_grad(set_to_none=True)
+    return peak
+
+
 def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, device: str = "cpu",
-                seam_k: int = 2) -> dict:
-    """All comparison columns of the finished run of ``cfg`` (its checkpoint is loaded, not retrained)."""
+                seam_k: int = 2, with_file: bool = True) -> dict:
+    """All comparison columns of the finished run of ``cfg`` (its checkpoint is loaded, not retrained).
+
+    ``with_file=False`` skips compressing the model (bpp and decoding speed), which sweeps do not need.
+    """
     run_dir = Path(run_root) / cfg.run_id()
     s = prepare(cfg, torch.device(device), cache_dir, progress=False)
     load_weights(run_dir / "checkpoint.pt", s.model)
+    step_mb = train_step_mb(cfg, s)
+    with torch.no_grad():
+        return {**_measure_trained(cfg, s, run_dir, seam_k, with_file), "train_step_mb": step_mb}
+
+
+def _measure_trained(cfg: TrainConfig, s, run_dir: Path, seam_k: int, with_file: bool) -> dict:
     model = s.model.eval()
     frames_df = pd.read_csv(run_dir / "frames.csv")
     metrics = pd.read_csv(run_dir / "metrics.csv")
@@ -62,6 +86,8 @@ def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, d
         table = verification_table(clip.cpu(), s.task.targets.cpu(), s.split, n_boot=200)
         base = table[table["split"] == "all"].set_index("condition")["mean"]
         row.update({f"clip_baseline_{k}": float(base[k]) for k in ("shuffled", "temporal") if k in base})
+    if not with_file:
+        return row
     path = run_dir / "video.hnerv"
     stats = compress(model, path, s.task.frames.cpu(), grid=cfg.geometry())
     row.update({"bpp": stats.bpp, "bpp_no_clip": stats.bpp_no_clip,

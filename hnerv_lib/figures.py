@@ -21,11 +21,13 @@ def caption(what: str, *, video: str, profile: str, teacher: str, split: Optiona
 
 
 def save_figure(fig, report_dir: str | Path, name: str, caption_text: str) -> Path:
-    """Write ``figures/<name>.png`` with the caption printed under the plot, atomically."""
+    """Write ``figures/<name>.png`` with the caption printed under the plot (and in ``<name>.txt``), atomically."""
     fig.text(0.5, -0.01, caption_text, ha="center", va="top", fontsize=7, wrap=True, color="0.3")  # below the axes
     target = Path(report_dir) / "figures" / f"{name}.png"
     with io.atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    with io.atomic_path(target.with_suffix(".txt")) as tmp:  # the caption again, for summary.md
+        tmp.write_text(caption_text + "\n")
     return target
 
 

@@ -197,6 +197,35 @@ class TubeletParams(ReportParams):
 
 
 @dataclass
+class AblationParams(TrainingParams):
+    """Notebook 04: the ablation sweep (lambda, warm-up, CLIP head, pixel loss, size) for both models."""
+
+    ablate_epochs: int = 20  # epochs of every sweep run (fewer than notebooks 01/02: the sweep trains ~30 runs)
+    ablate_families: list[str] = field(default_factory=lambda: ["full", "patch"])  # model families swept
+    ablate_groups: list[str] = field(default_factory=lambda: ["clip_weight", "warmup", "predict_clip", "loss", "size"])  # which ablations run
+    clip_weights: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.5, 1.0])  # lambda values
+    warmup_fracs: list[float] = field(default_factory=lambda: [0.0, 0.1667, 0.3333])  # pixel-only share of the epochs
+    losses: list[str] = field(default_factory=lambda: ["L2", "L1", "Fusion6", "Fusion4", "Fusion10"])  # pixel losses
+    size_factors: list[float] = field(default_factory=lambda: [0.2333, 0.5, 1.0, 2.0])  # decoder size vs the preset (paper 0.35/0.75/1.5/3M)
+    shard_index: int = 0  # this machine trains shard i of n (runs are split by config hash)
+    shard_count: int = 1  # number of shards; 1 trains everything
+
+    def ablation(self):
+        """The typed Ablation these parameters describe."""
+        from .ablation import Ablation  # local: ablation imports the model registry
+
+        return Ablation(clip_weights=tuple(float(w) for w in self.clip_weights), warmup_fracs=tuple(self.warmup_fracs),
+                        losses=tuple(self.losses), size_factors=tuple(self.size_factors),
+                        groups=tuple(self.ablate_groups))
+
+    def base_config(self, family: str):
+        """The sweep's base TrainConfig of ``family``: the profile's recipe at ``ablate_epochs`` epochs."""
+        epochs = self.ablate_epochs
+        return self.train_config(family, epochs=epochs, eval_every=min(self.eval_every, epochs),
+                                 clip_warmup_epochs=round(self.clip_warmup_frac * epochs))
+
+
+@dataclass
 class ComparisonParams(TrainingParams):
     """Notebook 05: full-frame vs patch dual-head under equal parameters, equal time and a quality target."""
 
@@ -217,6 +246,7 @@ NOTEBOOK_PARAMS: dict[str, type] = {
     "01_full_frame_training": FullFrameParams,
     "02_patch_training": PatchParams,
     "03_tubelet_embedding": TubeletParams,
+    "04_ablations": AblationParams,
     "05_comparison": ComparisonParams,
     "06_semantic_search": SearchParams,
 }

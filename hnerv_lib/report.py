@@ -16,12 +16,15 @@ import platform
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from . import __version__, io
+from .memory import peak_rss_mb
 from .params import NOTEBOOK_PARAMS, load_profile
+from .summary import write_index, write_summary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,6 +105,7 @@ def run_report(cfg: ReportRun) -> dict[str, float]:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     report_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     for nb in notebooks(cfg.notebooks_dir, cfg.only):
         executed = report_dir / nb.name
         start = time.perf_counter()
@@ -114,23 +118,58 @@ def run_report(cfg: ReportRun) -> dict[str, float]:
             raise NotebookFailed(f"notebook {nb.name} failed ({type(err).__name__}); executed copy with the "
                                  f"traceback: {executed}\n{err}") from err
         timings[nb.name] = round(time.perf_counter() - start, 1)
+        peaks[nb.name] = round(peak_rss_mb(children=True), 1)  # the kernel has exited and been waited for
         if cfg.html:
             _export_html(executed)
         print(f"[report] {nb.name} done in {timings[nb.name]} s", flush=True)
-    _write_provenance(report_dir, cfg, params, timings)
+    _write_provenance(report_dir, cfg, params, timings, peaks)
+    write_summary(report_dir)
+    write_index(report_dir.parent)
     return timings
 
 
-def _write_provenance(report_dir: Path, cfg: ReportRun, params: dict, timings: dict[str, float]) -> None:
+PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "av", "pytorch-msssim", "papermill",
+            "matplotlib", "seaborn")  # versions recorded in every report's provenance
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict[str, Any]:
+    """CPU model and cores, GPU model (or "none"), platform, python and package versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {"cpu": _cpu_model(), "cpu_cores": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
+            "python": platform.python_version(), "packages": {n: ver(n) for n in PACKAGES}}
+
+
+def _write_provenance(report_dir: Path, cfg: ReportRun, params: dict, timings: dict[str, float],
+                      peaks: dict[str, float]) -> None:
     path = report_dir / "provenance.json"
     old = io.load_json(path) if path.is_file() else {}
     record = {
         "profile": cfg.profile, "git_commit": _git_commit(), "hnerv_lib": __version__,
-        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available(),
-        "parameters": params, "wall_seconds": {**old.get("wall_seconds", {}), **timings},
+        "made_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), **machine(), "parameters": params,
+        "wall_seconds": {**old.get("wall_seconds", {}), **timings},
+        "peak_rss_mb": {**old.get("peak_rss_mb", {}), **peaks},
+        "peak_rss_note": "largest resident memory of any notebook kernel finished so far in the run (a running "
+                         "maximum: a notebook's own peak is at most its value, and equal to it where it rose)",
     }
     io.save_json(record, path)
 

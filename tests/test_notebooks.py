@@ -56,6 +56,10 @@ def test_notebook_runs_under_smoke(tmp_path, path):
     assert (out / path.name).is_file() and (out / path.with_suffix(".html").name).is_file()
     assert list(timings) == [path.name]
     assert any((out / "figures").glob("*.png")) and any((out / "tables").glob("*.md"))
+    summary = (out / "summary.md").read_text()  # the runner gathers the report and says how it was made
+    assert "## Provenance" in summary and f"| {path.name} |" in summary
+    assert json.loads((out / "provenance.json").read_text())["peak_rss_mb"][path.name] > 0
+    assert "[summary](smoke/summary.md)" in (tmp_path / "reports" / "README.md").read_text()
     written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()}
     assert written <= {"reports", "cache", "runs"}
 

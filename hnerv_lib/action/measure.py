@@ -6,14 +6,12 @@ import copy
 import math
 import statistics
 import time
-import weakref
 from typing import Any, Callable, Sequence
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..memory import peak_tensor_mb
 from .config import ModelConfig
 from .model import LSViTForAction, count_params
 
@@ -59,42 +57,6 @@ def scale_table(frames: int = 16, image_size: int = 224, patch_size: int = 16, t
                      "tokens (model.num_tokens)": model.num_tokens, "tokens (embed output)": measured_tokens(model),
                      "params (M)": round(count_params(model) / 1e6, 2), "GFLOPs / clip": round(flops_per_clip(model) / 1e9, 1)})
     return rows
-
-
-class _LiveTensorBytes(TorchDispatchMode):
-    """Tracks bytes of tensor storages created under the mode and still alive; remembers the peak."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, int] = {}
-        self.current = self.peak = 0
-
-    def _free(self, key: int) -> None:
-        self.current -= self.live.pop(key, 0)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                storage = t.untyped_storage()
-                key, size = storage.data_ptr(), storage.nbytes()
-                if size and key not in self.live:
-                    self.live[key] = size
-                    self.current += size
-                    self.peak = max(self.peak, self.current)
-                    weakref.finalize(storage, self._free, key)
-        return out
-
-
-def peak_tensor_mb(fn: Callable[[], Any]) -> float:
-    """Peak MiB of tensors allocated while ``fn`` runs and alive together (pre-existing weights excluded).
-
-    Measured per operator through a dispatch mode, so it is exact for eager PyTorch and independent of
-    the allocator; operators fused into one kernel count only their outputs.
-    """
-    with _LiveTensorBytes() as tracker:
-        fn()
-    return tracker.peak / 2**20
 
 
 def train_step_memory_mb(model: LSViTForAction, batch: int) -> float:

@@ -1,0 +1,110 @@
+"""The ablation sweep of notebook 04: its variants, size scaling, Pareto front, driver and findings."""
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from hnerv_lib.ablation import (GROUPS, Ablation, decoder_params, fc_dim_for_factor, findings, pareto_front,
+                                run_ablation)
+from hnerv_lib.experiment import get_train_preset
+from hnerv_lib.models import get_preset
+from hnerv_lib.params import AblationParams
+
+BASE = get_train_preset("smoke")
+
+
+def _ids(base, ablation):
+    return {(v.group, v.label): v.apply(base).run_id() for v in ablation.variants(base)}
+
+
+def test_every_group_and_value_becomes_a_variant():
+    ab = Ablation()
+    labels = {}
+    for v in ab.variants(BASE):
+        labels.setdefault(v.group, []).append(v.label)
+    assert tuple(labels) == GROUPS
+    assert labels["clip_weight"] == ["0.0", "0.1", "0.2", "0.5", "1.0"]
+    assert labels["warmup"] == ["0", "1/6", "1/3"]
+    assert labels["loss"] == ["L2", "L1", "Fusion6", "Fusion4", "Fusion10"]
+    assert labels["predict_clip"] == ["off", "on, lambda 0"] and len(labels["size"]) == 4
+
+
+def test_coinciding_variants_share_one_run():
+    base = AblationParams(profile="smoke", size=[32, 64], every=11, first_frames=12, full_model="smoke",
+                          patch_model="patch-smoke", ablate_epochs=6, clip_weight=0.2, loss="Fusion6",
+                          clip_warmup_frac=1 / 6).base_config("full")
+    ids = _ids(base, Ablation())
+    assert ids["predict_clip", "on, lambda 0"] == ids["clip_weight", "0.0"]
+    shared = {ids["clip_weight", "0.2"], ids["warmup", "1/6"], ids["loss", "Fusion6"], ids["size", "x1"]}
+    assert shared == {base.run_id()}  # the base run is trained once for four tables
+    assert ids["predict_clip", "off"] != ids["clip_weight", "0.0"]
+    assert len(set(ids.values())) == 15  # 5 + 2 + 1 + 4 + 3 distinct runs
+
+
+def test_warmup_fractions_scale_with_the_epochs():
+    cfg = replace(get_train_preset("smoke"), epochs=300)
+    warm = [v.apply(cfg).clip_warmup_epochs for v in Ablation(groups=("warmup",)).variants(cfg)]
+    assert warm == [0, 50, 100]  # the seeds' 0 / 50 / 100 of 300
+
+
+@pytest.mark.parametrize("preset", ["smoke", "patch-smoke", "hnerv-quick"])
+def test_size_factors_scale_the_decoder(preset):
+    base = decoder_params(get_preset(preset))
+    assert fc_dim_for_factor(preset, 1.0) == get_preset(preset).fc_dim
+    for factor in (0.35 / 1.5, 0.5, 2.0):
+        got = decoder_params(get_preset(preset, fc_dim=fc_dim_for_factor(preset, factor)))
+        assert got == pytest.approx(factor * base, rel=0.1), (factor, got, base)
+
+
+def test_bad_ablation_values_are_named():
+    with pytest.raises(ValueError, match="unknown ablation groups \\['lamda'\\]"):
+        Ablation(groups=("lamda",))
+    with pytest.raises(ValueError, match="warm-up fractions must lie in \\[0, 1\\]; got \\[1.5\\]"):
+        Ablation(warmup_fracs=(1.5,))
+    with pytest.raises(ValueError, match="size factor must be > 0; got 0"):
+        fc_dim_for_factor("smoke", 0)
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    df = pd.DataFrame({"clip": [0.1, 0.5, 0.9, 0.4, 0.9], "psnr": [30, 29, 25, 28, 24]})
+    assert pareto_front(df, "clip", "psnr").tolist() == [True, True, True, False, False]
+
+
+def _fake_train(calls):
+    def train(cfg, run_dir, progress=False, **kwargs):
+        calls.append(cfg.run_id())
+        if cfg.loss == "L1":
+            raise RuntimeError("L1 diverged on purpose")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = {"psnr_train": 30 - cfg.clip_weight, "clip_val": 0.5 + cfg.clip_weight / 4, "params": 100,
+                   "run_id": cfg.run_id()}
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return summary
+    return train
+
+
+def test_sweep_trains_each_distinct_run_once_isolates_failures_and_reuses(tmp_path):
+    calls = []
+    ab = Ablation(groups=("clip_weight", "loss"), clip_weights=(0.0, 0.2, 1.0), losses=("L2", "L1", "Fusion6"))
+    base = get_train_preset("smoke")
+    bases = {"full": base}
+    res = run_ablation(bases, ab, tmp_path, train_fn=_fake_train(calls), progress=False)
+    assert len(calls) == len(set(calls)) == len(set(_ids(base, ab).values()))
+    assert set(res["family"]) == {"full"}
+    failed = res[res["status"] == "failed"]
+    assert failed["label"].tolist() == ["L1"] and (tmp_path / failed["run_id"].iloc[0] / "error.json").is_file()
+    text = findings(res)
+    assert "lambda 1.0 vs 0 changes seen-frame PSNR by -1.00 dB" in text and "1 run(s) failed" in text
+    calls.clear()
+    again = run_ablation(bases, ab, tmp_path, train_fn=_fake_train(calls), progress=False)
+    assert len(calls) == 1  # only the failed run is tried again
+    assert (again["status"] == "reused").sum() == len(again) - 1
+
+
+def test_ablation_params_build_the_base_config():
+    p = AblationParams(ablate_epochs=12, clip_warmup_frac=1 / 3, eval_every=50, clip_weights=[0, 1])
+    cfg = p.base_config("patch")
+    assert (cfg.epochs, cfg.clip_warmup_epochs, cfg.eval_every, cfg.model) == (12, 4, 12, p.patch_model)
+    assert p.ablation().clip_weights == (0.0, 1.0)

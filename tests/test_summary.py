@@ -1,0 +1,55 @@
+"""summary.md and reports/README.md are built from what the notebooks wrote, and say how it was made."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hnerv_lib.figures import save_figure, save_table  # noqa: E402
+from hnerv_lib.report import machine  # noqa: E402
+from hnerv_lib.summary import write_index, write_summary  # noqa: E402
+
+
+def _report(tmp_path):
+    rd = tmp_path / "reports" / "quick"
+    (rd / "01_full_frame_training.ipynb").parent.mkdir(parents=True)
+    (rd / "01_full_frame_training.ipynb").write_text("{}")
+    save_table(pd.DataFrame({"psnr_val": [29.5]}), rd, "01_full_frame", "Full-frame quality — CLIP teacher ViT-B-32 / random init (seed 0)")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    save_figure(fig, rd, "01_curves", "Training curves — profile quick")
+    plt.close(fig)
+    save_table(pd.DataFrame({"x": [1]}), rd, "01_not_key", "a table the summary only links")
+    prov = {"profile": "quick", "git_commit": "abc1234", "cpu": "Some CPU", "cpu_cores": 2, "gpu": "none",
+            "packages": {"torch": "2.15.0"}, "wall_seconds": {"01_full_frame_training.ipynb": 61.0},
+            "peak_rss_mb": {"01_full_frame_training.ipynb": 900.0}}
+    (rd / "provenance.json").write_text(json.dumps(prov))
+    return rd
+
+
+def test_summary_gathers_key_items_with_captions_and_ends_with_provenance(tmp_path):
+    text = write_summary(_report(tmp_path)).read_text()
+    assert "Full-frame quality — CLIP teacher ViT-B-32 / random init" in text and "29.5" in text
+    assert "![01_curves](figures/01_curves.png)" in text and "*Training curves — profile quick*" in text
+    assert "a table the summary only links" not in text
+    assert "**The CLIP teacher was randomly initialised**" in text
+    assert text.count("*Not run under this profile*") == 6  # every notebook but 01
+    tail = text[text.index("## Provenance"):]
+    for item in ("`abc1234`", "Some CPU (2 cores)", "| torch | 2.15.0 |", "| 01_full_frame_training.ipynb | 61.0 | 900 |"):
+        assert item in tail
+
+
+def test_index_links_every_profile_summary(tmp_path):
+    rd = _report(tmp_path)
+    write_summary(rd)
+    text = write_index(rd.parent).read_text()
+    assert "[summary](quick/summary.md)" in text and "`abc1234`" in text and "| 1.0 |" in text
+
+
+def test_machine_names_cpu_gpu_and_package_versions():
+    m = machine()
+    assert m["cpu"] and m["cpu_cores"] >= 1 and m["gpu"]
+    assert m["packages"]["torch"].split("+")[0].count(".") == 2 and "open_clip_torch" in m["packages"]
