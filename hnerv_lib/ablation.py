@@ -23,6 +23,8 @@ from typing import Sequence
 import pandas as pd
 
 from .experiment import TrainConfig
+from .losses import PIXEL_LOSS_TABLE
+from .metrics import ms_ssim_fallback_note
 from .models import build_model, count_params, get_preset
 from .sweep import Variant, variant
 
@@ -110,6 +112,12 @@ def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.Series:
         dominated = ((xs >= xs[i]) & (ys >= ys[i]) & ((xs > xs[i]) | (ys > ys[i]))).any()
         keep.append(not dominated)
     return pd.Series(keep, index=df.index)
+
+
+def loss_note(name: str, image_hw: tuple[int, int]) -> str:
+    """Why a loss with an MS-SSIM term behaves as its SSIM twin on images this small ("" when it does not)."""
+    note = ms_ssim_fallback_note(*image_hw) if PIXEL_LOSS_TABLE[name].ms_ssim else ""
+    return f"its MS-SSIM term is 1 - SSIM here ({note})" if note else ""
 
 
 def group_table(results: pd.DataFrame, group: str, columns: Sequence[str]) -> pd.DataFrame:
