@@ -141,7 +141,8 @@ def _decode_video(path: Path) -> torch.Tensor:
                 raise DataError(f"{path} has no video stream")
             stream = container.streams.video[0]
             declared = stream.frames  # 0 when the container does not say
-            frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+            # (3, H, W) views: stack then writes the (T, 3, H, W) result once, with no extra full-size copy
+            frames = [torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1) for f in container.decode(stream)]
     except DataError:
         raise
     except Exception as err:  # PyAV raises many error types; the user needs one message
@@ -150,7 +151,7 @@ def _decode_video(path: Path) -> torch.Tensor:
         raise DataError(f"video {path} decoded to zero frames (corrupt or truncated?)")
     if declared and len(frames) < declared:
         raise DataError(f"video {path} is truncated: its header declares {declared} frames, {len(frames)} decoded")
-    return torch.stack(frames).permute(0, 3, 1, 2).contiguous()
+    return torch.stack(frames)
 
 
 def _decode_folder(folder: Path) -> torch.Tensor:
@@ -189,12 +190,19 @@ def center_crop(frames: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
     return frames[..., top : top + ch, left : left + cw]
 
 
+RESIZE_CHUNK = 16  # frames converted to float at once when resizing
+
+
 def resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize uint8 frames with antialiased bilinear filtering (as torchvision's Resize on tensors)."""
     if tuple(frames.shape[-2:]) == tuple(size):
         return frames
-    out = F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
+    out = torch.empty((*frames.shape[:-2], *size), dtype=torch.uint8)
+    for i in range(0, frames.shape[0], RESIZE_CHUNK):  # in chunks: a whole video in float32 is 1.5 GB for Bunny
+        part = F.interpolate(frames[i : i + RESIZE_CHUNK].float(), size=size, mode="bilinear", antialias=True,
+                             align_corners=False)
+        out[i : i + RESIZE_CHUNK] = part.round_().clamp_(0, 255).to(torch.uint8)
+    return out
 
 
 def _prepare(frames: torch.Tensor, spec: VideoSpec) -> torch.Tensor:

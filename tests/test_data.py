@@ -129,3 +129,13 @@ def test_bad_spec_values():
         VideoSpec("bunny", every=0)
     with pytest.raises(DataError, match=r"size must be \(height, width\)"):
         VideoSpec("bunny", size=(32,))
+
+
+def test_resize_in_chunks_equals_one_pass():
+    import torch.nn.functional as F
+
+    from hnerv_lib.data import RESIZE_CHUNK, resize
+
+    frames = torch.randint(0, 256, (2 * RESIZE_CHUNK + 3, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    one = F.interpolate(frames.float(), size=(10, 16), mode="bilinear", antialias=True, align_corners=False)
+    assert torch.equal(resize(frames, (10, 16)), one.round_().clamp_(0, 255).to(torch.uint8))
