@@ -42,6 +42,25 @@ class _Task:
         self.num_frames, self.frame_hw = frames.shape[0], tuple(frames.shape[-2:])
         self.centers = G.centers(windows, self.frame_hw).to(frames.device)
 
+    @torch.no_grad()
+    def reconstruct(self, model: nn.Module, frame_ids: torch.Tensor,
+                    batch_size: int = 8) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Frames (B, 3, H, W) (stitched for patch models) and per-patch CLIP vectors (B, N, D) or None.
+
+        Decoded ``batch_size`` frames at a time: a whole video's decoder activations at once would take
+        gigabytes at 160x320 and above.
+        """
+        if len(frame_ids) == 0:
+            raise ValueError("reconstruct needs at least one frame id; got none")
+        parts = [self._reconstruct_batch(model, frame_ids[i : i + batch_size])
+                 for i in range(0, len(frame_ids), batch_size)]
+        rgb = torch.cat([p[0] for p in parts])
+        clip = torch.cat([p[1] for p in parts]) if parts and parts[0][1] is not None else None
+        return rgb, clip
+
+    def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor):
+        raise NotImplementedError
+
     def _combine(self, pred_rgb, true_rgb, pred_clip, true_clip, clip_weight: float) -> StepLoss:
         # Losses always in fp32, even under bf16 autocast: SSIM's Gaussian filter is a conv, which
         # autocast would run in bf16, and 1 - SSIM near a perfect fit then rounds to garbage or -inf.
@@ -82,9 +101,7 @@ class FullFrameTask(_Task):
         pred_clip = self._clip(out) if clip_weight > 0 else None
         return self._combine(out["rgb"], self.frames[ids], pred_clip, true_clip, clip_weight)
 
-    @torch.no_grad()
-    def reconstruct(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Frames (B, 3, H, W) and per-patch CLIP predictions (B, N, D) or None."""
+    def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         out = model(self._inputs(frame_ids))
         return out["rgb"].float().clamp(0, 1), self._clip(out)
 
@@ -125,9 +142,7 @@ class PatchTask(_Task):
         clip = out["clip"].float().reshape(b, n, -1) if out["clip"] is not None else None
         return rgb, clip
 
-    @torch.no_grad()
-    def reconstruct(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Stitched frames (B, 3, H, W) and per-patch CLIP vectors (B, N, D) or None."""
+    def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         patches, clip = self.decode_patches(model, self.coords[frame_ids])
         return G.stitch(patches.cpu(), self.windows, self.frame_hw).to(self.frames.device), clip
 

@@ -186,3 +186,21 @@ def test_bf16_autocast_keeps_the_ssim_loss_finite(smoke_cache):
     f, p = s.task.train_frames[items // s.task.n], items % s.task.n
     perfect = s.task._combine(s.task.patches[f, p].bfloat16(), s.task.patches[f, p], None, None, 0.0)
     assert perfect.total.item() == pytest.approx(0.0, abs=1e-2)  # bf16-rounded input, fp32 loss
+
+
+@pytest.mark.parametrize("preset", ["smoke", "patch-smoke"])
+def test_reconstruct_in_batches_equals_one_pass(preset):
+    from hnerv_lib import geometry as G
+    from hnerv_lib.models import build_model, get_preset
+    from hnerv_lib.tasks import make_task
+
+    cfg = get_preset(preset, predict_clip=False)
+    frames = torch.rand(5, 3, 32, 64, generator=torch.Generator().manual_seed(0))
+    task = make_task(cfg, frames, None, G.Grid(2, 4).windows((32, 64)), [0, 1, 2], "L2")
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    ids = torch.arange(5)
+    whole, _ = task.reconstruct(model, ids, batch_size=5)
+    chunked, clip = task.reconstruct(model, ids, batch_size=2)
+    assert clip is None and chunked.shape == (5, 3, 32, 64)
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
