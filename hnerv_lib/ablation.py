@@ -16,7 +16,7 @@ the sweep trains them once and reuses the run for every table they appear in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Sequence
 
@@ -34,8 +34,6 @@ PAPER_SIZES_M = (0.35, 0.75, 1.5, 3.0)  # HNeRV's Bunny model sizes; 1.5M is the
 
 def decoder_params(model_cfg) -> int:
     """Numbers the video is stored in, apart from frame embeddings: decoder stem + NeRV blocks + RGB head."""
-    from dataclasses import replace
-
     model = build_model(replace(model_cfg, predict_clip=False))
     return count_params(model, "decoder") + count_params(model, "rgb_head")
 

@@ -22,7 +22,7 @@ from .evaluate import summarize
 from .memory import peak_tensor_mb
 from .experiment import TrainConfig
 from .models import count_params
-from .train import prepare
+from .train import _autocast, prepare
 from .verify import verification_table
 
 
@@ -47,7 +47,7 @@ def train_step_mb(cfg: TrainConfig, setup) -> float:
     items = torch.arange(min(cfg.batch_size, task.num_items()), device=setup.device)
 
     def step() -> None:
-        with torch.autocast(setup.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with _autocast(cfg, setup.device):  # the precision the run trained in
             loss = task.step_loss(model, items, cfg.clip_weight)
         loss.total.backward()
 
