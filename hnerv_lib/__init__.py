@@ -1,8 +1,27 @@
 """hnerv_lib: HNeRV video representations that also predict CLIP embeddings.
 
-The notebooks in ``notebooks/`` orchestrate; this package computes. Modules, one concept each:
-``io`` (atomic files, hashing), ``split``, ``geometry``, ``data``, ``clip_targets``, ``metrics``,
-``losses``, ``schedule``, ``params``, ``report``, ``models``.
+The notebooks in ``notebooks/`` orchestrate; this package computes. Each concept has one module, in a
+folder per role. A folder imports only from folders above it in this list (``tests/test_layers.py``
+enforces it, and forbids function-local ``hnerv_lib`` imports that would hide a cycle):
+
+``utils/``    io (atomic files, stable hashes), memory (peak tensor bytes, peak RSS)
+``data/``     video (decode + frame cache), split (the ``X_Y_Z`` frame split), geometry (patch
+              windows, centres, stitching), teacher (which open_clip model, built once),
+              targets (CLIP targets of exactly each patch's pixels, cached)
+``models/``   config, blocks, heads, full_frame (HNeRV / NeRV), patch, sizing, registry (presets)
+``eval/``     metrics (PSNR, SSIM, MS-SSIM, cosine), frames (per-frame scores of a reconstructor),
+              patches (patch-model seams, overlapped and continuous decoding), clip_probes (did it
+              learn the targets?), search (text -> patches)
+``codec/``    quantise, bitstream (one file that decodes the video), decode (frames, export, speed),
+              cli
+``train/``    config (TrainConfig, presets, overrides), families (what a step computes per model
+              family), losses, schedule, trainer (``train(cfg, run_dir)``), checkpoint, sweep, cli
+``studies/``  ablation (notebook 04), comparison (notebook 05), tubelets/ (notebook 03: 2D patches
+              vs 3D tubelets in a video ViT, with its own config, model, training and CLI)
+``report/``   params (typed notebook parameters), runner (papermill), summary, figures
+
+Entry modules at the top: ``bench`` (``python -m hnerv_lib.bench``), ``compress`` and ``action``
+(``python -m`` shims for codec/cli.py and studies/tubelets/cli.py).
 """
 
 __version__ = "0.1.0"

@@ -13,15 +13,14 @@ import argparse
 import json
 import platform
 import resource
-import statistics
 import sys
 import tempfile
 from typing import Any, Optional
 
 import torch
 
-from .experiment import apply_overrides, get_train_preset
-from .train import train
+from hnerv_lib.train.config import apply_overrides, get_train_preset
+from hnerv_lib.train.trainer import train
 
 # (model, profile) -> training preset; the cpu pair are the configurations measured with the
 # original HNeRV code and the research fork's patch trainer on this machine kind (anchors.md).

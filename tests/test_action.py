@@ -7,16 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from hnerv_lib.action.cli import main
-from hnerv_lib.action.clips import ArrowOfTime, ClipSet, arrow_of_time, crop_lefts, time_regions, window_starts
-from hnerv_lib.action.config import PRESETS, ConfigError, ModelConfig, from_env, get_preset, token_grid
-from hnerv_lib.action.inflate import average_positions, inflate, inflate_patch_weight
-from hnerv_lib.action.measure import flops_per_clip, peak_tensor_mb, scale_table, t_interval
-from hnerv_lib.action.model import LSViTForAction, count_params, load_checkpoint, load_weights, save_checkpoint
-from hnerv_lib.action.study import Study, run_study, summarize, verdict
-from hnerv_lib.action.train import TrainSpec, fit
-from hnerv_lib.checkpoint import CheckpointMismatch
-from hnerv_lib.data import DataError
+from hnerv_lib.studies.tubelets.cli import main
+from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet, arrow_of_time, crop_lefts, time_regions, window_starts
+from hnerv_lib.studies.tubelets.config import PRESETS, ConfigError, ModelConfig, from_env, get_preset, token_grid
+from hnerv_lib.studies.tubelets.inflate import average_positions, inflate, inflate_patch_weight
+from hnerv_lib.studies.tubelets.measure import flops_per_clip, peak_tensor_mb, scale_table, t_interval
+from hnerv_lib.studies.tubelets.model import LSViTForAction, count_params, load_checkpoint, load_weights, save_checkpoint
+from hnerv_lib.studies.tubelets.study import Study, run_study, summarize, verdict
+from hnerv_lib.studies.tubelets.train import TrainSpec, fit
+from hnerv_lib.train.checkpoint import CheckpointMismatch
+from hnerv_lib.data.video import DataError
 
 SMOKE = get_preset("smoke")  # 32 x 32 frames, P = 8: 16 spatial tokens, width 16
 

@@ -11,14 +11,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from hnerv_lib import clip_targets as ct
-from hnerv_lib.data import Video
-from hnerv_lib.geometry import Grid, Sliding, Window
+from hnerv_lib.data import targets as ct
+from hnerv_lib.data import teacher as tt
+from hnerv_lib.data.video import Video
+from hnerv_lib.data.geometry import Grid, Sliding, Window
 
-RANDOM = ct.TeacherSpec(pretrained=None)  # seed 0; the only teacher that works offline
+RANDOM = tt.TeacherSpec(pretrained=None)  # seed 0; the only teacher that works offline
 GRID = Grid(2, 4)  # 16x16 tiles of a 32x64 frame
 CPU = torch.device("cpu")
-OFFLINE = not ct.weights_obtainable("ViT-B-32", "openai")
+OFFLINE = not tt.weights_obtainable("ViT-B-32", "openai")
 offline_only = pytest.mark.skipif(not OFFLINE, reason="openai weights are obtainable on this machine")
 
 
@@ -100,26 +101,26 @@ def test_cache_hit_computes_nothing(video, first, monkeypatch):
 def test_keys_change_with_geometry_seed_and_video():
     a, b = make_video(1, key="a"), make_video(1, key="b")
     base = ct.targets_key(a, GRID, RANDOM)
-    assert base == ct.targets_key(make_video(1, key="a", seed=9), Grid(2, 4), ct.TeacherSpec(pretrained=None))
+    assert base == ct.targets_key(make_video(1, key="a", seed=9), Grid(2, 4), tt.TeacherSpec(pretrained=None))
     others = [
         ct.targets_key(a, Grid(1, 2), RANDOM),
         ct.targets_key(a, Sliding((16, 16), (8, 8)), RANDOM),
-        ct.targets_key(a, GRID, ct.TeacherSpec(pretrained=None, seed=1)),
+        ct.targets_key(a, GRID, tt.TeacherSpec(pretrained=None, seed=1)),
         ct.targets_key(b, GRID, RANDOM),
-        ct.targets_key(a, GRID, ct.TeacherSpec(pretrained="openai")),
+        ct.targets_key(a, GRID, tt.TeacherSpec(pretrained="openai")),
     ]
     assert len({base, *others}) == 1 + len(others)
     # Real weights ignore the seed, so it must not split their cache.
-    assert ct.targets_key(a, GRID, ct.TeacherSpec(seed=0)) == ct.targets_key(a, GRID, ct.TeacherSpec(seed=1))
+    assert ct.targets_key(a, GRID, tt.TeacherSpec(seed=0)) == ct.targets_key(a, GRID, tt.TeacherSpec(seed=1))
 
 
 def test_random_init_is_seeded_and_restores_rng(video):
     state = torch.get_rng_state()
-    fresh = ct._build_teacher(RANDOM, CPU)
+    fresh = tt._build_teacher(RANDOM, CPU)
     assert torch.equal(torch.get_rng_state(), state), "building a teacher must not move the global RNG"
-    other_seed = ct._build_teacher(ct.TeacherSpec(pretrained=None, seed=1), CPU)
-    cached = ct.load_teacher(RANDOM)
-    assert cached is ct.load_teacher(RANDOM) and fresh is not cached
+    other_seed = tt._build_teacher(tt.TeacherSpec(pretrained=None, seed=1), CPU)
+    cached = tt.load_teacher(RANDOM)
+    assert cached is tt.load_teacher(RANDOM) and fresh is not cached
     windows = GRID.windows(video.frame_hw)[:2]
     frames = video.frames[:1]
     e_fresh, e_cached, e_other = (ct.embed_windows(t, frames, windows, progress=False) for t in (fresh, cached, other_seed))
@@ -138,7 +139,7 @@ def test_per_frame_windows_match_grid_targets(video, first):
 
 
 def test_bad_inputs_raise_value_errors(video):
-    teacher = ct.load_teacher(RANDOM)
+    teacher = tt.load_teacher(RANDOM)
     win = [Window(0, 0, 16, 16)]
     with pytest.raises(ValueError, match="uint8"):
         ct.embed_windows(teacher, video.frames.float(), win, progress=False)
@@ -149,9 +150,9 @@ def test_bad_inputs_raise_value_errors(video):
     with pytest.raises(ValueError, match="non-empty"):
         ct.embed_windows(teacher, video.frames, [], progress=False)
     with pytest.raises(ValueError, match="no weights 'nope'"):
-        ct.TeacherSpec(pretrained="nope")
+        tt.TeacherSpec(pretrained="nope")
     with pytest.raises(ValueError, match="unknown open_clip model"):
-        ct.TeacherSpec(model="ViT-Nope")
+        tt.TeacherSpec(model="ViT-Nope")
 
 
 def test_failure_mid_extraction_leaves_no_file(tmp_path, monkeypatch):
@@ -196,7 +197,7 @@ def test_corrupt_cache_raises_naming_the_file(tmp_path):
 
 
 def test_encode_text_unit_norm():
-    emb = ct.encode_text(ct.load_teacher(RANDOM), ["a cat", "a red car"])
+    emb = tt.encode_text(tt.load_teacher(RANDOM), ["a cat", "a red car"])
     assert emb.shape == (2, 512)
     assert torch.allclose(emb.norm(dim=-1), torch.ones(2), atol=1e-5)
 
@@ -204,8 +205,8 @@ def test_encode_text_unit_norm():
 @offline_only
 def test_openai_offline_fails_fast_and_suggests_random_init():
     start = time.perf_counter()
-    with pytest.raises(ct.WeightsUnavailableError, match="random init") as info:
-        ct.load_teacher(ct.TeacherSpec(pretrained="openai"))
+    with pytest.raises(tt.WeightsUnavailableError, match="random init") as info:
+        tt.load_teacher(tt.TeacherSpec(pretrained="openai"))
     assert "pretrained=None" in str(info.value) and '"auto"' in str(info.value)
     assert time.perf_counter() - start < 10
 
@@ -213,11 +214,11 @@ def test_openai_offline_fails_fast_and_suggests_random_init():
 @offline_only
 def test_auto_offline_warns_and_uses_random_init(video):
     with pytest.warns(UserWarning, match="RANDOM-INIT"):
-        teacher = ct.load_teacher(ct.TeacherSpec(pretrained="auto"))
+        teacher = tt.load_teacher(tt.TeacherSpec(pretrained="auto"))
     assert teacher.identity["random_init"] and teacher.identity["pretrained"] is None
     assert teacher.describe() == "ViT-B-32 / random init (seed 0) — not a trained CLIP"
     with pytest.warns(UserWarning, match="RANDOM-INIT"):
-        assert ct.targets_key(video, GRID, ct.TeacherSpec(pretrained="auto")) == ct.targets_key(video, GRID, RANDOM)
+        assert ct.targets_key(video, GRID, tt.TeacherSpec(pretrained="auto")) == ct.targets_key(video, GRID, RANDOM)
 
 
 def test_auto_falls_back_when_the_download_itself_fails(monkeypatch):
@@ -228,15 +229,15 @@ def test_auto_falls_back_when_the_download_itself_fails(monkeypatch):
             raise RuntimeError("connection reset")
         return original(name, pretrained=None, **kwargs)
 
-    monkeypatch.setattr(ct, "_weights_source", lambda model, tag: (None, "hub.example"))
-    monkeypatch.setattr(ct, "_reachable", lambda host: True)
-    monkeypatch.setattr(ct.open_clip, "create_model_and_transforms", no_download)
-    monkeypatch.setattr(ct, "_TEACHERS", {k: v for k, v in ct._TEACHERS.items() if k[1] is None})
+    monkeypatch.setattr(tt, "_weights_source", lambda model, tag: (None, "hub.example"))
+    monkeypatch.setattr(tt, "_reachable", lambda host: True)
+    monkeypatch.setattr(tt.open_clip, "create_model_and_transforms", no_download)
+    monkeypatch.setattr(tt, "_TEACHERS", {k: v for k, v in tt._TEACHERS.items() if k[1] is None})
     with pytest.warns(UserWarning, match="connection reset"):
-        teacher = ct.load_teacher(ct.TeacherSpec(pretrained="auto"))
+        teacher = tt.load_teacher(tt.TeacherSpec(pretrained="auto"))
     assert teacher.identity["random_init"]
-    with pytest.raises(ct.WeightsUnavailableError, match="connection reset"):
-        ct.load_teacher(ct.TeacherSpec(pretrained="openai"))
+    with pytest.raises(tt.WeightsUnavailableError, match="connection reset"):
+        tt.load_teacher(tt.TeacherSpec(pretrained="openai"))
 
 
 def test_locally_cached_weights_load_without_network(monkeypatch):
@@ -244,7 +245,7 @@ def test_locally_cached_weights_load_without_network(monkeypatch):
     from huggingface_hub import constants
 
     seen = {}
-    built = ct.load_teacher(RANDOM)
+    built = tt.load_teacher(RANDOM)
     model, preprocess = built.model, built.preprocess
 
     def fake_create(name, pretrained=None, **kwargs):
@@ -254,12 +255,12 @@ def test_locally_cached_weights_load_without_network(monkeypatch):
     def no_probe(host):
         raise AssertionError("a local cache hit must not probe the network")
 
-    monkeypatch.setattr(ct, "_weights_source", lambda m, tag: ("/cache/open_clip_model.safetensors", "hub.example"))
-    monkeypatch.setattr(ct, "_reachable", no_probe)
-    monkeypatch.setattr(ct.open_clip, "create_model_and_transforms", fake_create)
-    monkeypatch.setattr(ct, "_TEACHERS", {})
+    monkeypatch.setattr(tt, "_weights_source", lambda m, tag: ("/cache/open_clip_model.safetensors", "hub.example"))
+    monkeypatch.setattr(tt, "_reachable", no_probe)
+    monkeypatch.setattr(tt.open_clip, "create_model_and_transforms", fake_create)
+    monkeypatch.setattr(tt, "_TEACHERS", {})
     before = constants.HF_HUB_OFFLINE
-    teacher = ct.load_teacher(ct.TeacherSpec(pretrained="openai"))
+    teacher = tt.load_teacher(tt.TeacherSpec(pretrained="openai"))
     assert seen == {"offline": True, "pretrained": "openai", "kwargs": {"force_quick_gelu": True}}
     assert constants.HF_HUB_OFFLINE == before
     assert teacher.identity["pretrained"] == "openai" and teacher.describe() == "ViT-B-32 / openai"

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from hnerv_lib.compare import time_to_psnr, verdict
+from hnerv_lib.studies.comparison import time_to_psnr, verdict
 
 
 def test_time_to_psnr_counts_training_seconds_until_the_first_hit():

@@ -12,9 +12,9 @@ import torch
 from dahuffman import HuffmanCodec
 from PIL import Image
 
-from hnerv_lib import compress as C
-from hnerv_lib.geometry import Grid
-from hnerv_lib.metrics import psnr
+from hnerv_lib.codec import bitstream, cli, decode, quantise
+from hnerv_lib.data.geometry import Grid
+from hnerv_lib.eval.metrics import psnr
 from hnerv_lib.models import build_model, count_params, get_preset
 
 T, HW = 6, (32, 64)
@@ -46,8 +46,8 @@ def packed(tmp_path_factory):
     for kind in KINDS:
         model = _model(kind)
         path = tmp_path_factory.mktemp(kind) / f"{kind}.hnrv"
-        stats = C.compress(model, path, frames=frames, frame_hw=HW)
-        out[kind] = (model, frames, stats, C.load_compressed(path))
+        stats = bitstream.compress(model, path, frames=frames, frame_hw=HW)
+        out[kind] = (model, frames, stats, bitstream.load_compressed(path))
     return out
 
 
@@ -55,8 +55,8 @@ def packed(tmp_path_factory):
 def _reference_frames(model: torch.nn.Module, frames: torch.Tensor, kind: str) -> list[torch.Tensor]:
     """Each frame i from the in-memory model after the same quantisation, decoded on its own."""
     qmodel = copy.deepcopy(model)
-    qmodel.load_state_dict({k: C.dequantize(v) for k, v in C.quantize_model(model, 8).items()}, strict=False)
-    emb = C.dequantize(C.quantize(model.embed(frames), 6)) if kind == "hnerv" else None
+    qmodel.load_state_dict({k: quantise.dequantize(v) for k, v in quantise.quantize_model(model, 8).items()}, strict=False)
+    emb = quantise.dequantize(quantise.quantize(model.embed(frames), 6)) if kind == "hnerv" else None
     grid = Grid(2, 4)  # 32x64 in 16x16 patches; placed by hand (row-major) rather than via stitch
     xy = torch.tensor([w.center_xy(HW) for w in grid.windows(HW)])
     out = []
@@ -75,34 +75,34 @@ def test_quantize_round_trip_error_is_at_most_half_a_step():
     torch.manual_seed(0)
     for bits in (2, 6, 8, 12):
         t = torch.randn(7, 9, 3) * 0.1 + 0.37
-        q = C.quantize(t, bits)
+        q = quantise.quantize(t, bits)
         assert q.q.min() >= 0 and q.q.max() <= 2**bits - 1
         assert q.min.dtype == q.scale.dtype == torch.float16
-        err = (C.dequantize(q) - t).abs()
+        err = (quantise.dequantize(q) - t).abs()
         assert (err <= q.scale.float() / 2 + 1e-6).all(), (bits, err.max().item(), q.scale)
 
 
 def test_quantize_picks_per_slice_pairs_when_rows_differ_in_scale():
     rows = torch.randn(4, 100) * torch.tensor([[1e-3], [1e-2], [1e-1], [1.0]])
-    q = C.quantize(rows, 8)  # 4 pairs for 400 values is < 2 %: per-row min/scale is allowed and wins
+    q = quantise.quantize(rows, 8)  # 4 pairs for 400 values is < 2 %: per-row min/scale is allowed and wins
     assert q.axis == 1 and q.min.shape == (4, 1)
-    assert ((C.dequantize(q) - rows).abs() <= q.scale.float() / 2 + 1e-7).all()
-    assert C.quantize(torch.randn(4, 40), 8).axis == -1  # 4 / 160 > 2 %: per tensor only
+    assert ((quantise.dequantize(q) - rows).abs() <= q.scale.float() / 2 + 1e-7).all()
+    assert quantise.quantize(torch.randn(4, 40), 8).axis == -1  # 4 / 160 > 2 %: per tensor only
 
 
 def test_quantize_constant_tensor_and_bad_input():
-    q = C.quantize(torch.full((3, 3), 0.25), 8)
-    assert torch.equal(C.dequantize(q), torch.full((3, 3), 0.25))
+    q = quantise.quantize(torch.full((3, 3), 0.25), 8)
+    assert torch.equal(quantise.dequantize(q), torch.full((3, 3), 0.25))
     for bad, bits in [(torch.randn(3), 0), (torch.randn(3), 17), (torch.tensor([1.0, float("nan")]), 8),
                       (torch.tensor([1e6]), 8), (torch.arange(3), 8), (torch.empty(0), 8)]:
         with pytest.raises(ValueError):
-            C.quantize(bad, bits)
+            quantise.quantize(bad, bits)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_decoded_frame_matches_the_quantised_in_memory_model(packed, kind):
     model, frames, _, loaded = packed[kind]
-    decoded = C.decode_frames(loaded, batch=4)  # batches of 4 so a batch boundary falls inside the video
+    decoded = decode.decode_frames(loaded, batch=4)  # batches of 4 so a batch boundary falls inside the video
     assert decoded.shape == (T, 3, *HW) and decoded.dtype == torch.float32
     for i, ref in enumerate(_reference_frames(model, frames, kind)):
         torch.testing.assert_close(decoded[i], ref, atol=1e-5, rtol=0)
@@ -112,11 +112,11 @@ def test_every_decoded_frame_matches_the_quantised_in_memory_model(packed, kind)
 @pytest.mark.parametrize("kind", KINDS)
 def test_shuffled_indices_come_back_in_the_order_asked(packed, kind):
     loaded = packed[kind][3]
-    everything = C.decode_frames(loaded)
-    torch.testing.assert_close(C.decode_frames(loaded, indices=[3, 1]), everything[[3, 1]], atol=1e-6, rtol=0)
-    torch.testing.assert_close(C.decode_frames(packed[kind][2].path, indices=[5]), everything[[5]])
+    everything = decode.decode_frames(loaded)
+    torch.testing.assert_close(decode.decode_frames(loaded, indices=[3, 1]), everything[[3, 1]], atol=1e-6, rtol=0)
+    torch.testing.assert_close(decode.decode_frames(packed[kind][2].path, indices=[5]), everything[[5]])
     with pytest.raises(ValueError, match="frame indices"):
-        C.decode_frames(loaded, indices=[T])
+        decode.decode_frames(loaded, indices=[T])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -128,16 +128,16 @@ def test_quantised_frames_are_close_to_the_float_model(packed, kind):
         elif kind == "nerv":
             ref = model(torch.arange(T) / T)["rgb"]
         else:
-            ref = C.decode_frames((model, None, loaded[2]))  # the float model through the same stitching
+            ref = decode.decode_frames((model, None, loaded[2]))  # the float model through the same stitching
     assert ref.std() > 0.1  # the frames have contrast, so PSNR means something
-    assert psnr(C.decode_frames(loaded), ref).min() > MIN_QUANT_PSNR
+    assert psnr(decode.decode_frames(loaded), ref).min() > MIN_QUANT_PSNR
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_bits_per_pixel_by_hand(packed, kind):
     model, frames, stats, _ = packed[kind]
-    qweights = C.quantize_model(model, 8)
-    qembed = {"embedding": C.quantize(model.embed(frames), 6)} if kind == "hnerv" else {}
+    qweights = quantise.quantize_model(model, 8)
+    qembed = {"embedding": quantise.quantize(model.embed(frames), 6)} if kind == "hnerv" else {}
     everything = {**qembed, **qweights}
     symbols = torch.cat([q.q.flatten() for q in everything.values()]).tolist()
     table = HuffmanCodec.from_data(symbols).get_code_table()  # optimal codes share one total length
@@ -168,18 +168,18 @@ def test_loaded_hnerv_ships_no_encoder_and_rebuilds_from_the_header(packed):
 
 def test_export_png_frames_in_order(packed, tmp_path):
     path, out = packed["hnerv"][2].path, tmp_path / "png"
-    written = C.export_frames(path, out)
+    written = decode.export_frames(path, out)
     assert [p.name for p in written] == [f"frame_{i:05d}.png" for i in range(T)]
     assert sorted(p.name for p in out.iterdir()) == [p.name for p in written]
-    expected = (C.decode_frames(path) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    expected = (decode.decode_frames(path) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     for i, p in enumerate(written):
         assert np.array_equal(np.asarray(Image.open(p)), expected[i])
     with pytest.raises(ValueError, match="not an empty directory"):
-        C.export_frames(path, out)
+        decode.export_frames(path, out)
 
 
 def test_export_mp4_decodes_back_to_all_frames(packed, tmp_path):
-    (video,) = C.export_frames(packed["patch"][2].path, tmp_path / "mp4", fmt="mp4", fps=10)
+    (video,) = decode.export_frames(packed["patch"][2].path, tmp_path / "mp4", fmt="mp4", fps=10)
     with av.open(str(video)) as box:
         frames = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
     assert len(frames) == T and all(f.shape == (*HW, 3) for f in frames)
@@ -192,12 +192,12 @@ def test_truncated_or_corrupt_file_is_one_clear_error_and_writes_nothing(packed,
         bad = tmp_path / name
         bad.write_bytes(blob)
         with pytest.raises(ValueError, match=f"{name}.*corrupt or truncated"):
-            C.load_compressed(bad)
+            bitstream.load_compressed(bad)
         with pytest.raises(ValueError, match=name):
-            C.export_frames(bad, tmp_path / f"out_{name}")
+            decode.export_frames(bad, tmp_path / f"out_{name}")
         assert not (tmp_path / f"out_{name}").exists()
     with pytest.raises(ValueError, match="missing.hnrv does not exist"):
-        C.load_compressed(tmp_path / "missing.hnrv")
+        bitstream.load_compressed(tmp_path / "missing.hnrv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.hnrv", "flip.hnrv", "short.hnrv"]
 
 
@@ -205,31 +205,31 @@ def test_compress_rejects_bad_input_and_leaves_no_file(tmp_path):
     hnerv, patch = _model("hnerv"), _model("patch")
     target = tmp_path / "x.hnrv"
     with pytest.raises(ValueError, match="needs frames"):
-        C.compress(hnerv, target)
+        bitstream.compress(hnerv, target)
     with pytest.raises(ValueError, match="frame_hw"):
-        C.compress(hnerv, target, frames=torch.rand(2, 3, 16, 32))
+        bitstream.compress(hnerv, target, frames=torch.rand(2, 3, 16, 32))
     with pytest.raises(ValueError, match="frame_hw"):
-        C.compress(patch, target, num_frames=4)
+        bitstream.compress(patch, target, num_frames=4)
     with pytest.raises(ValueError, match="qcfg"):
-        C.compress(patch, target, num_frames=4, frame_hw=HW, qcfg={"model_bits": 8})
+        bitstream.compress(patch, target, num_frames=4, frame_hw=HW, qcfg={"model_bits": 8})
     with pytest.raises(ValueError, match="model_bits"):
-        C.QuantConfig(model_bits=0)
+        quantise.QuantConfig(model_bits=0)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_info_and_decode(packed, tmp_path, capsys):
     path = packed["patch"][2].path
-    assert C.main(["info", path]) == 0
+    assert cli.main(["info", path]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "patch" and info["stats"]["bpp"] == pytest.approx(packed["patch"][2].bpp)
-    assert C.main(["decode", path, str(tmp_path / "cli")]) == 0
+    assert cli.main(["decode", path, str(tmp_path / "cli")]) == 0
     assert len(list((tmp_path / "cli").iterdir())) == T
-    assert C.main(["info", str(tmp_path / "nope.hnrv")]) == 2
+    assert cli.main(["info", str(tmp_path / "nope.hnrv")]) == 2
     assert "nope.hnrv" in capsys.readouterr().err
 
 
 def test_decoding_speed_reports_a_median(packed):
-    speed = C.decoding_speed(packed["hnerv"][3], repeats=3)
+    speed = decode.decoding_speed(packed["hnerv"][3], repeats=3)
     assert speed["frames_per_s"] > 0 and speed["num_frames"] == T and len(speed["all_seconds"]) == 3
     assert speed["seconds"] == sorted(speed["all_seconds"])[1] and speed["load_s"] is None
-    assert C.decoding_speed(packed["nerv"][2].path, repeats=1)["load_s"] > 0
+    assert decode.decoding_speed(packed["nerv"][2].path, repeats=1)["load_s"] > 0

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from hnerv_lib import data
-from hnerv_lib.data import DataError, VideoSpec, load_video
+from hnerv_lib.data import video as data
+from hnerv_lib.data.video import DataError, VideoSpec, load_video
 
 SMOKE = VideoSpec("bunny", crop=(640, 1280), size=(32, 64), every=11, first=12)
 
@@ -134,7 +134,7 @@ def test_bad_spec_values():
 def test_resize_in_chunks_equals_one_pass():
     import torch.nn.functional as F
 
-    from hnerv_lib.data import RESIZE_CHUNK, resize
+    from hnerv_lib.data.video import RESIZE_CHUNK, resize
 
     frames = torch.randint(0, 256, (2 * RESIZE_CHUNK + 3, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     one = F.interpolate(frames.float(), size=(10, 16), mode="bilinear", antialias=True, align_corners=False)

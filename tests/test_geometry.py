@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hnerv_lib import geometry as G
+from hnerv_lib.data import geometry as G
 
 
 def test_grid_matches_the_seeds_layout():

@@ -4,7 +4,7 @@ import pytest
 import pytorch_msssim
 import torch
 
-from hnerv_lib import losses
+from hnerv_lib.train import losses
 
 # Typed in by hand from HNeRV's hnerv_utils.py::loss_fn, independently of losses.PIXEL_LOSS_TABLE.
 HNERV_FUSIONS = {

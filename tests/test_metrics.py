@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hnerv_lib import metrics
+from hnerv_lib.eval import metrics
 
 
 def _const(value: float, n: int = 1, c: int = 3, h: int = 16, w: int = 16) -> torch.Tensor:

@@ -9,22 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hnerv_lib.models import (
-    BUNNY_FRAMES,
-    FullFrameConfig,
-    KernelSchedule,
-    PatchConfig,
-    PositionalEncoding,
-    Stem,
-    build_model,
-    config_from_dict,
-    count_params,
-    fc_dim_for_size,
-    get_preset,
-    list_presets,
-    paper_size,
-    sample_clip,
-)
+from hnerv_lib.models import BUNNY_FRAMES, FullFrameConfig, KernelSchedule, PatchConfig, PositionalEncoding, Stem, build_model, config_from_dict, count_params, fc_dim_for_size, get_preset, list_presets, paper_size, sample_clip
 
 SMALL_NERV = dict(kind="nerv", frame_hw=(32, 64), fc_hw=(2, 4), dec_strides=(4, 2, 2), fc_dim=16, lower_width=8,
                   pe_levels=8, clip_stride=4)

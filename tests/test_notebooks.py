@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hnerv_lib.params import NOTEBOOK_PARAMS
-from hnerv_lib.report import NotebookFailed, ReportRun, run_report
+from hnerv_lib.report.params import NOTEBOOK_PARAMS
+from hnerv_lib.report.runner import NotebookFailed, ReportRun, run_report
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

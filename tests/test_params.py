@@ -1,6 +1,6 @@
 import pytest
 
-from hnerv_lib.params import DataPrepParams, from_namespace, known_keys, load_profile
+from hnerv_lib.report.params import DataPrepParams, from_namespace, known_keys, load_profile
 
 PROFILES = ["smoke", "quick", "cpu", "paper"]
 

@@ -7,13 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hnerv_lib import geometry as G
-from hnerv_lib import patch_eval as PE
-from hnerv_lib.clip_targets import TeacherSpec, _to_pil, load_teacher
-from hnerv_lib.data import Video
+from hnerv_lib.data import geometry as G
+from hnerv_lib.eval import patches as PE
+from hnerv_lib.data.teacher import TeacherSpec, load_teacher
+from hnerv_lib.data.targets import _to_pil
+from hnerv_lib.data.video import Video
 from hnerv_lib.models import build_model, get_preset
-from hnerv_lib.split import Split
-from hnerv_lib.tasks import PatchTask
+from hnerv_lib.data.split import Split
+from hnerv_lib.train.families import PatchTask
 
 FRAME_HW, GRID = (32, 64), G.Grid(2, 4)  # smoke geometry: 16x16 patches
 

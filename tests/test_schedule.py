@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from hnerv_lib.schedule import Cosine, Hybrid, parse_schedule, schedule_from_dict, set_lr
+from hnerv_lib.train.schedule import Cosine, Hybrid, parse_schedule, schedule_from_dict, set_lr
 
 
 def test_cosine_default_is_hnerv_default():

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hnerv_lib.search import patch_scores, recall_at_k, top_frames, top_patches
+from hnerv_lib.eval.search import patch_scores, recall_at_k, top_frames, top_patches
 
 
 def _emb(seed=0):

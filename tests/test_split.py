@@ -1,6 +1,6 @@
 import pytest
 
-from hnerv_lib.split import Split
+from hnerv_lib.data.split import Split
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hnerv_lib.figures import save_figure, save_table  # noqa: E402
-from hnerv_lib.report import machine  # noqa: E402
-from hnerv_lib.summary import write_index, write_summary  # noqa: E402
+from hnerv_lib.report.figures import save_figure, save_table  # noqa: E402
+from hnerv_lib.report.runner import machine  # noqa: E402
+from hnerv_lib.report.summary import write_index, write_summary  # noqa: E402
 
 
 def _report(tmp_path):

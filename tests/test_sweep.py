@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from hnerv_lib.experiment import get_train_preset
-from hnerv_lib.sweep import failures, in_shard, run_sweep, variant
+from hnerv_lib.train.config import get_train_preset
+from hnerv_lib.train.sweep import failures, in_shard, run_sweep, variant
 
 
 def _fake_train(calls):

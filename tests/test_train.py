@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from hnerv_lib import checkpoint as ck
-from hnerv_lib import tasks
-from hnerv_lib.experiment import TrainConfig, apply_overrides, get_train_preset, list_presets
-from hnerv_lib.train import TrainingDiverged, prepare, run, train
+from hnerv_lib.train import checkpoint as ck
+from hnerv_lib.train import families as tasks
+from hnerv_lib.train.config import TrainConfig, apply_overrides, get_train_preset, list_presets
+from hnerv_lib.train.trainer import TrainingDiverged, prepare, run, train
 
 PRESETS = ["smoke", "patch-smoke"]
 
@@ -62,7 +62,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, smoke_cache, name):
 def test_finished_run_is_reused_not_retrained(tmp_path, smoke_cache, monkeypatch):
     cfg = _cfg("smoke", epochs=1)
     first = run(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
-    monkeypatch.setattr("hnerv_lib.train.train", lambda *a, **k: pytest.fail("retrained a finished run"))
+    monkeypatch.setattr("hnerv_lib.train.trainer.train", lambda *a, **k: pytest.fail("retrained a finished run"))
     assert run(cfg, tmp_path) == first
     assert (tmp_path / cfg.run_id() / "summary.json").is_file()
 
@@ -160,8 +160,9 @@ def test_two_process_ddp_matches_one_process(tmp_path, smoke_cache):
 
 def test_compressed_file_scores_like_the_model(tmp_path, smoke_cache):
     """The compressed video decodes in frame order and scores within quantisation error of the model."""
-    from hnerv_lib.compress import compress, reconstructor
-    from hnerv_lib.evaluate import evaluate_frames, score_frames
+    from hnerv_lib.codec.bitstream import compress
+    from hnerv_lib.codec.decode import reconstructor
+    from hnerv_lib.eval.frames import evaluate_frames, score_frames
 
     cfg = _cfg("smoke", epochs=3)
     train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
@@ -190,9 +191,9 @@ def test_bf16_autocast_keeps_the_ssim_loss_finite(smoke_cache):
 
 @pytest.mark.parametrize("preset", ["smoke", "patch-smoke"])
 def test_reconstruct_in_batches_equals_one_pass(preset):
-    from hnerv_lib import geometry as G
+    from hnerv_lib.data import geometry as G
     from hnerv_lib.models import build_model, get_preset
-    from hnerv_lib.tasks import make_task
+    from hnerv_lib.train.families import make_task
 
     cfg = get_preset(preset, predict_clip=False)
     frames = torch.rand(5, 3, 32, 64, generator=torch.Generator().manual_seed(0))

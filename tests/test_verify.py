@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hnerv_lib.split import Split
-from hnerv_lib.verify import bootstrap_ci, pair_scores, verdict, verification_table
+from hnerv_lib.data.split import Split
+from hnerv_lib.eval.clip_probes import bootstrap_ci, pair_scores, verdict, verification_table
 
 
 def _targets(t=10, n=8, d=64, seed=0):

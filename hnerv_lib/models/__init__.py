@@ -1,6 +1,13 @@
 """HNeRV / NeRV full-frame models and the patch model, with CLIP heads, configs, sizing and presets."""
 
-from .blocks import ConvNeXtEncoder, NeRVBlock, NeRVDecoder, PositionalEncoding, Stem, make_act
+from .blocks import (
+    ConvNeXtEncoder,
+    NeRVBlock,
+    NeRVDecoder,
+    PositionalEncoding,
+    Stem,
+    make_act,
+)
 from .config import (
     ACTIVATIONS,
     DecoderConfig,
@@ -19,8 +26,8 @@ from .sizing import (
     count_params,
     embedding_numbers_per_frame,
     fc_dim_for_size,
-    param_breakdown,
     paper_size,
+    param_breakdown,
 )
 
 __all__ = [

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .config import DecoderConfig
+from hnerv_lib.models.config import DecoderConfig
 
 
 def make_act(name: str) -> nn.Module:

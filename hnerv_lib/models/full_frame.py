@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNeXtEncoder, NeRVDecoder, PositionalEncoding
-from .config import FullFrameConfig
-from .heads import ClipMapHead, RGBHead
+from hnerv_lib.models.blocks import ConvNeXtEncoder, NeRVDecoder, PositionalEncoding
+from hnerv_lib.models.config import FullFrameConfig
+from hnerv_lib.models.heads import ClipMapHead, RGBHead
 
 
 class FullFrameModel(nn.Module):

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import NeRVDecoder, PositionalEncoding
-from .config import PatchConfig
-from .heads import ClipVectorHead, RGBHead
+from hnerv_lib.models.blocks import NeRVDecoder, PositionalEncoding
+from hnerv_lib.models.config import PatchConfig
+from hnerv_lib.models.heads import ClipVectorHead, RGBHead
 
 
 class PatchModel(nn.Module):

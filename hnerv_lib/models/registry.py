@@ -7,10 +7,15 @@ from typing import Any, Callable
 
 from torch import nn
 
-from .config import FullFrameConfig, KernelSchedule, ModelConfig, PatchConfig
-from .full_frame import FullFrameModel
-from .patch import PatchModel
-from .sizing import fc_dim_for_size
+from hnerv_lib.models.config import (
+    FullFrameConfig,
+    KernelSchedule,
+    ModelConfig,
+    PatchConfig,
+)
+from hnerv_lib.models.full_frame import FullFrameModel
+from hnerv_lib.models.patch import PatchModel
+from hnerv_lib.models.sizing import fc_dim_for_size
 
 BUNNY_FRAMES = 132  # the paper sizes every Bunny model for all 132 frames
 PAPER_PATCH = dict(patch_hw=(320, 320), dec_strides=(5, 4, 4, 2))  # 640x1280 in a 2x4 grid: 2 x 160 = 320

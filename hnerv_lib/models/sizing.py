@@ -17,7 +17,7 @@ import math
 
 from torch import nn
 
-from .config import DecoderConfig, FullFrameConfig
+from hnerv_lib.models.config import DecoderConfig, FullFrameConfig
 
 PARTS = ("all", "encoder", "decoder", "rgb_head", "clip_head")  # submodule names every model has
 

@@ -1,0 +1,313 @@
+"""Notebook parameters: one typed dataclass per notebook, validated from the papermill namespace.
+
+Every notebook has exactly one cell tagged ``parameters`` holding flat literals; the next cell calls
+``from_namespace(XParams, globals())``. Papermill itself only *warns* on an unknown parameter, so the
+validation here fails on a name no notebook knows and on a value of the wrong type.
+
+Profiles (``params/<profile>.yaml``) are flat too, and one file serves every notebook: a key that
+belongs to another notebook is ignored here, a key that belongs to none is an error.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from hnerv_lib.data.geometry import Grid, Sliding
+from hnerv_lib.data.split import Split
+from hnerv_lib.data.teacher import TeacherSpec
+from hnerv_lib.data.video import VideoSpec
+from hnerv_lib.studies.ablation import Ablation
+from hnerv_lib.studies.tubelets.clips import ArrowOfTime
+from hnerv_lib.studies.tubelets.config import ModelConfig
+from hnerv_lib.studies.tubelets.study import Study
+from hnerv_lib.studies.tubelets.train import TrainSpec
+from hnerv_lib.train.config import TrainConfig
+
+# Names IPython puts in a notebook's globals that are never parameters.
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+@dataclass
+class ReportParams:
+    """Parameters shared by every notebook: where to read, where to write, which video and teacher."""
+
+    profile: str = "quick"  # profile name, used in captions (smoke | quick | cpu | paper)
+    report_dir: str = "reports/quick"  # figures/ and tables/ go here (the runner sets reports/<profile>)
+    cache_dir: str = "data/cache"  # decoded frames and CLIP targets are cached here
+    run_root: str = "runs"  # training runs live in run_root/<short id>/
+    video: str = "bunny"  # embedded name (bunny, bikes, carphone), a video file or an image folder
+    crop: Optional[list[int]] = None  # centre crop [H, W] before resizing; Bunny/paper: [640, 1280]
+    size: Optional[list[int]] = None  # resize [H, W] after crop; smoke 32x64, quick 64x128, cpu 160x320
+    every: int = 1  # keep every k-th frame; smoke/quick subsample Bunny's 132 frames
+    first_frames: int = 0  # then keep the first N frames (0 = all)
+    split: str = "6_6_10"  # HNeRV's train_gap_period rule; 6_6_10 = 60 % train / 40 % unseen
+    grid_rows: int = 2  # patch grid rows (seeds: 2)
+    grid_cols: int = 4  # patch grid columns (seeds: 4 -> 8 patches per frame)
+    teacher_model: str = "ViT-B-32"  # open_clip model name of the CLIP teacher
+    teacher_pretrained: Optional[str] = "openai"  # weights tag; None = random init (tests); "auto" = real if obtainable
+    teacher_seed: int = 0  # seeds the random-init teacher so every process rebuilds the same one
+    clip_batch: int = 64  # patches per CLIP forward pass
+    device: str = "cpu"  # torch device for the notebook's heavy work ("cuda" on a GPU machine)
+
+    def video_spec(self) -> VideoSpec:
+        """The frames this notebook works on."""
+        return VideoSpec(
+            source=self.video,
+            crop=tuple(self.crop) if self.crop else None,
+            size=tuple(self.size) if self.size else None,
+            every=self.every,
+            first=self.first_frames or None,
+        )
+
+    def teacher_spec(self) -> TeacherSpec:
+        """The CLIP teacher whose embeddings are the targets."""
+        return TeacherSpec(model=self.teacher_model, pretrained=self.teacher_pretrained, seed=self.teacher_seed)
+
+    def grid(self) -> Grid:
+        """The patch grid supervised by CLIP targets."""
+        return Grid(self.grid_rows, self.grid_cols)
+
+    def split_rule(self) -> Split:
+        """The typed split (parsed from the legacy string at this edge)."""
+        return Split.parse(self.split)
+
+    def out(self, kind: str) -> Path:
+        """``report_dir/<kind>`` (figures or tables), created on demand."""
+        path = Path(self.report_dir) / kind
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclass
+class DataPrepParams(ReportParams):
+    """Notebook 00: decode and cache, draw the geometry and split, compute and inspect CLIP targets."""
+
+    strip_frames: int = 8  # frames shown in the frame strip
+    window_frac: float = 0.5  # overlapping windows: side = frame height x this (seeds: 448 px ~ 0.7 of 640)
+    window_overlap: float = 0.5  # overlapping windows: fraction of a window shared with its neighbour
+    speed_patches: int = 64  # patches timed for the CLIP extraction-speed measurement
+
+    def sliding(self) -> Sliding:
+        """Overlapping windows scaled to the frame: square side = height x window_frac."""
+        h = (self.size or self.crop or [0])[0]
+        side = max(int(h * self.window_frac), 1)
+        stride = max(int(side * (1 - self.window_overlap)), 1)
+        return Sliding(size=(side, side), stride=(stride, stride))
+
+
+@dataclass
+class TrainingParams(ReportParams):
+    """Knobs shared by the training notebooks, so the full-frame and patch models train alike."""
+
+    loss: str = "Fusion6"  # pixel loss: L1, L2, SSIM, Fusion1..12 (seeds: Fusion6; paper: L2)
+    lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
+    clip_weight: float = 0.2  # lambda of the CLIP loss (seeds: 0.2-0.5)
+    clip_warmup_frac: float = 0.1667  # pixel-only share of the epochs before the CLIP loss (seeds: 50/300)
+    eval_every: int = 10  # evaluate seen and unseen frames every k epochs (and after the last)
+    seed: int = 0  # model init and batch order
+    predict_clip: bool = True  # give the model its CLIP head (False: plain HNeRV, no teacher needed)
+    bf16: bool = False  # bfloat16 autocast (faster on CPUs with bf16 units and on GPUs)
+    channels_last: bool = False  # NHWC convolutions (pairs with bf16 on CPU)
+    full_model: str = "hnerv-quick"  # full-frame model preset (its frame size must equal `size`)
+    full_epochs: int = 60  # full-frame training epochs
+    full_batch: int = 2  # frames per step (paper: 2)
+    patch_model: str = "patch-quick"  # patch model preset (its patch size must equal size / grid)
+    patch_epochs: int = 60  # patch training epochs
+    patch_batch: int = 8  # patches per step (seeds: 8)
+
+    def train_config(self, family: str, **overrides: Any):
+        """The TrainConfig of the ``family`` ("full" or "patch") model under these parameters."""
+
+        if family not in ("full", "patch"):
+            raise ValueError(f"family must be 'full' or 'patch'; got {family!r}")
+        epochs = self.full_epochs if family == "full" else self.patch_epochs
+        base = dict(
+            video=self.video, crop=tuple(self.crop) if self.crop else None, size=tuple(self.size) if self.size else None,
+            every=self.every, first_frames=self.first_frames, split=tuple(self.split_rule().to_dict().values()),
+            grid=(self.grid_rows, self.grid_cols), teacher_model=self.teacher_model,
+            teacher_pretrained=self.teacher_pretrained, teacher_seed=self.teacher_seed,
+            model=self.full_model if family == "full" else self.patch_model, epochs=epochs,
+            batch_size=self.full_batch if family == "full" else self.patch_batch, lr=self.lr, loss=self.loss,
+            clip_weight=self.clip_weight, clip_warmup_epochs=round(self.clip_warmup_frac * epochs),
+            eval_every=min(self.eval_every, epochs), seed=self.seed, device=self.device, bf16=self.bf16,
+            channels_last=self.channels_last, model_overrides={"predict_clip": self.predict_clip},
+        )
+        return TrainConfig(**{**base, **overrides})
+
+
+@dataclass
+class FullFrameParams(TrainingParams):
+    """Notebook 01: train the full-frame HNeRV + CLIP map, inspect it, compress it."""
+
+    show_frames: int = 4  # reconstructions shown beside the ground truth
+    model_bits: int = 8  # weight quantisation for the compressed file (HNeRV: 8)
+    embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
+
+
+@dataclass
+class PatchParams(TrainingParams):
+    """Notebook 02: train the patch dual-head model, score stitched frames and patches, seams, queries, speed."""
+
+    show_frames: int = 3  # reconstructions shown beside the ground truth (half train, half unseen)
+    seam_k: int = 2  # seam band: pixels within this many px of an inner patch border (cpu: 4 at 80 px patches)
+    overlap: float = 0.5  # overlapped decoding: share of a patch side shared with each neighbour (stride = patch / 2)
+    query_offsets: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # continuous queries, in patches
+    query_frames: int = 4  # frames scored by continuous queries (their CLIP targets are computed on the fly)
+    speed_repeats: int = 5  # decoding-speed repeats; the median is reported
+
+
+@dataclass
+class TubeletParams(ReportParams):
+    """Notebook 03: 2D patches vs 3D tubelets in a video ViT, on the arrow-of-time task (seed 004)."""
+
+    tube_videos: list[str] = field(default_factory=lambda: ["bunny", "bikes", "carphone"])  # clips are cut from these
+    tube_frames: int = 8  # frames per clip; tubelet 4 needs a multiple of 4
+    tube_frame_step: int = 2  # source frames between clip frames: more motion per step
+    tube_size: int = 32  # square clip side in pixels (= the model's image_size)
+    tube_crops: int = 3  # square crops across each frame's width: more clips of the same motion
+    tube_blocks: int = 3  # interleaved train/test stretches per video (split by time, 2-frame gaps)
+    tube_patch: int = 8  # spatial patch side P: (32 / 8)^2 = 16 spatial tokens per frame
+    tube_width: int = 32  # token dimension
+    tube_depth: int = 2  # transformer layers
+    tube_heads: int = 2  # attention heads
+    tube_epochs: int = 15  # epochs from scratch (2D and tubelets alike)
+    tube_finetune_epochs: int = 6  # epochs of the inflated model, on top of its 2D model's
+    tube_batch: int = 16  # clips per step
+    tube_lr: float = 1e-3  # AdamW peak learning rate
+    tube_seeds: int = 3  # seeds 0..n-1; accuracy intervals are over seeds
+
+    def arrow_spec(self):
+        """How the arrow-of-time clips are cut."""
+
+        return ArrowOfTime(videos=tuple(self.tube_videos), num_frames=self.tube_frames, frame_step=self.tube_frame_step,
+                           size=self.tube_size, crops=self.tube_crops, blocks=self.tube_blocks)
+
+    def study(self):
+        """The typed Study (data, 2D base model, training, seeds) these parameters describe."""
+
+        model = ModelConfig(image_size=self.tube_size, patch_size=self.tube_patch, width=self.tube_width,
+                            depth=self.tube_depth, heads=self.tube_heads, num_classes=2)
+        train = TrainSpec(epochs=self.tube_epochs, batch_size=self.tube_batch, lr=self.tube_lr, device=self.device)
+        return Study(self.arrow_spec(), model, train, self.tube_finetune_epochs, tuple(range(self.tube_seeds)))
+
+
+@dataclass
+class AblationParams(TrainingParams):
+    """Notebook 04: the ablation sweep (lambda, warm-up, CLIP head, pixel loss, size) for both models."""
+
+    ablate_epochs: int = 20  # epochs of every sweep run (fewer than notebooks 01/02: the sweep trains ~30 runs)
+    ablate_families: list[str] = field(default_factory=lambda: ["full", "patch"])  # model families swept
+    ablate_groups: list[str] = field(default_factory=lambda: ["clip_weight", "warmup", "predict_clip", "loss", "size"])  # which ablations run
+    clip_weights: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.5, 1.0])  # lambda values
+    warmup_fracs: list[float] = field(default_factory=lambda: [0.0, 0.1667, 0.3333])  # pixel-only share of the epochs
+    losses: list[str] = field(default_factory=lambda: ["L2", "L1", "Fusion6", "Fusion4", "Fusion10"])  # pixel losses
+    size_factors: list[float] = field(default_factory=lambda: [0.2333, 0.5, 1.0, 2.0])  # decoder size vs the preset (paper 0.35/0.75/1.5/3M)
+    shard_index: int = 0  # this machine trains shard i of n (runs are split by config hash)
+    shard_count: int = 1  # number of shards; 1 trains everything
+
+    def ablation(self):
+        """The typed Ablation these parameters describe."""
+
+        return Ablation(clip_weights=tuple(float(w) for w in self.clip_weights), warmup_fracs=tuple(self.warmup_fracs),
+                        losses=tuple(self.losses), size_factors=tuple(self.size_factors),
+                        groups=tuple(self.ablate_groups))
+
+    def base_config(self, family: str):
+        """The sweep's base TrainConfig of ``family``: the profile's recipe at ``ablate_epochs`` epochs."""
+        epochs = self.ablate_epochs
+        return self.train_config(family, epochs=epochs, eval_every=min(self.eval_every, epochs),
+                                 clip_warmup_epochs=round(self.clip_warmup_frac * epochs))
+
+
+@dataclass
+class ComparisonParams(TrainingParams):
+    """Notebook 05: full-frame vs patch dual-head under equal parameters, equal time and a quality target."""
+
+    seam_k: int = 2  # seam band width in pixels, both designs measured on the same patch-grid borders
+    quality_target_db: float = 0.0  # PSNR to reach; 0 picks 1 dB below the weaker model's final seen-frame PSNR
+
+
+@dataclass
+class SearchParams(TrainingParams):
+    """Notebook 06: text -> patches search with the networks' predicted CLIP embeddings."""
+
+    queries: list[str] = field(default_factory=lambda: ["a rabbit", "green grass", "blue sky", "a tree", "a rock"])  # text queries
+    top_k: int = 5  # results per query; recall@k compares the network's top k with the teacher's
+
+
+NOTEBOOK_PARAMS: dict[str, type] = {
+    "00_data_prep": DataPrepParams,
+    "01_full_frame_training": FullFrameParams,
+    "02_patch_training": PatchParams,
+    "03_tubelet_embedding": TubeletParams,
+    "04_ablations": AblationParams,
+    "05_comparison": ComparisonParams,
+    "06_semantic_search": SearchParams,
+}
+
+
+def known_keys() -> set[str]:
+    """Every parameter name some notebook accepts (a profile may set any of them)."""
+    return {f.name for cls in NOTEBOOK_PARAMS.values() for f in fields(cls)}
+
+
+def _accepts(tp: Any, value: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin in (list, tuple):
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        return isinstance(value, (list, tuple)) and all(_accepts(item, v) for v in value)
+    if tp is Any:
+        return True
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _is_candidate(name: str, value: Any) -> bool:
+    if name.startswith("_") or name in _IPYTHON_NAMES:
+        return False
+    return not isinstance(value, (types.ModuleType, type)) and not callable(value)
+
+
+def from_namespace(cls: type, namespace: dict[str, Any]):
+    """Build ``cls`` from a notebook's globals; fail on unknown names and mistyped values."""
+    hints = typing.get_type_hints(cls)
+    values, others = {}, known_keys()
+    for name, value in namespace.items():
+        if not _is_candidate(name, value):
+            continue
+        if name in hints:
+            values[name] = value
+        elif name not in others:
+            raise ValueError(
+                f"unknown parameter {name!r} (= {value!r}) for {cls.__name__}; known: {sorted(hints)}"
+            )
+    for name, value in values.items():
+        if not _accepts(hints[name], value):
+            raise TypeError(f"parameter {name!r} = {value!r} should be {hints[name]}, got {type(value).__name__}")
+    return cls(**values)
+
+
+def load_profile(profile: str, params_dir: str | Path = "params") -> dict[str, Any]:
+    """The flat parameter dict of ``params/<profile>.yaml`` (or of a yaml path)."""
+    path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else Path(params_dir) / f"{profile}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in Path(params_dir).glob("*.yaml"))
+        raise ValueError(f"profile {profile!r} not found at {path}; available: {names}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(data) - known_keys())
+    if unknown:
+        raise ValueError(f"profile {path} sets unknown parameters {unknown}")
+    return data

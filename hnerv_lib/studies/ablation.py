@@ -1,0 +1,196 @@
+"""The ablation study of notebook 04: which variants a sweep runs, model sizes, the Pareto front.
+
+Every ablation changes one thing of the profile's base configuration (the seeds' recipe: Fusion6,
+lambda 0.2, 1/6 of the epochs pixel-only):
+
+* ``clip_weight``  — lambda of the CLIP loss;
+* ``warmup``       — share of the epochs trained on pixels only before the CLIP loss starts;
+* ``predict_clip`` — the CLIP head removed, against the head kept but trained with lambda 0;
+* ``loss``         — the pixel loss;
+* ``size``         — the decoder scaled by the paper's size ratios 0.35 : 0.75 : 1.5 : 3 (relative
+  to the profile's preset, which plays the part of the paper's 1.5M model).
+
+Variants that coincide (lambda 0.2 is also the base of every other group) share one config hash, so
+the sweep trains them once and reuses the run for every table they appear in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Sequence
+
+import pandas as pd
+
+from hnerv_lib.eval.metrics import ms_ssim_fallback_note
+from hnerv_lib.models import build_model, count_params, get_preset
+from hnerv_lib.studies.comparison import measure_run
+from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
+from hnerv_lib.train.sweep import Variant, run_sweep, variant
+
+GROUPS = ("clip_weight", "warmup", "predict_clip", "loss", "size")
+PAPER_SIZES_M = (0.35, 0.75, 1.5, 3.0)  # HNeRV's Bunny model sizes; 1.5M is the reference
+
+
+def decoder_params(model_cfg) -> int:
+    """Numbers the video is stored in, apart from frame embeddings: decoder stem + NeRV blocks + RGB head."""
+    model = build_model(replace(model_cfg, predict_clip=False))
+    return count_params(model, "decoder") + count_params(model, "rgb_head")
+
+
+def fc_dim_for_factor(preset: str, factor: float, **overrides) -> int:
+    """The stem width ``fc_dim`` whose decoder has about ``factor`` x the decoder parameters of ``preset``.
+
+    Found by bisection on the built model (the count grows with fc_dim), so it holds for every model
+    family, including the patch model that HNeRV's closed-form size formula does not describe.
+    """
+    if not factor > 0:
+        raise ValueError(f"size factor must be > 0; got {factor!r}")
+    base = get_preset(preset, **overrides)
+    target = factor * decoder_params(base)
+    count = lambda fc: decoder_params(get_preset(preset, **{**overrides, "fc_dim": fc}))  # noqa: E731
+    lo, hi = 1, max(2, base.fc_dim)
+    while count(hi) < target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return hi if abs(count(hi) - target) <= abs(count(lo) - target) else lo
+
+
+def _fraction_label(x: float) -> str:
+    return str(Fraction(x).limit_denominator(12)) if x else "0"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """The values each ablation group tries; ``groups`` picks which groups run."""
+
+    clip_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.5, 1.0)
+    warmup_fracs: tuple[float, ...] = (0.0, 1 / 6, 1 / 3)  # the seeds' 0, 50 and 100 of 300 epochs
+    losses: tuple[str, ...] = ("L2", "L1", "Fusion6", "Fusion4", "Fusion10")
+    size_factors: tuple[float, ...] = tuple(s / 1.5 for s in PAPER_SIZES_M)
+    groups: tuple[str, ...] = GROUPS
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.groups) - set(GROUPS))
+        if unknown:
+            raise ValueError(f"unknown ablation groups {unknown}; known: {list(GROUPS)}")
+        bad = [f for f in self.warmup_fracs if not 0 <= f <= 1]
+        if bad:
+            raise ValueError(f"warm-up fractions must lie in [0, 1]; got {bad}")
+
+    def variants(self, base: TrainConfig) -> list[Variant]:
+        """Every variant of ``base`` in the chosen groups, in table order."""
+        out: list[Variant] = []
+        if "clip_weight" in self.groups:
+            out += [variant("clip_weight", w, clip_weight=float(w)) for w in self.clip_weights]
+        if "warmup" in self.groups:
+            out += [variant("warmup", _fraction_label(f), clip_warmup_epochs=round(f * base.epochs))
+                    for f in self.warmup_fracs]
+        if "predict_clip" in self.groups:
+            out += [variant("predict_clip", "off", clip_weight=0.0, model__predict_clip=False),
+                    variant("predict_clip", "on, lambda 0", clip_weight=0.0, model__predict_clip=True)]
+        if "loss" in self.groups:
+            out += [variant("loss", name, loss=name) for name in self.losses]
+        if "size" in self.groups:
+            preset_fc = base.model_config().fc_dim
+            for f in self.size_factors:
+                fc = fc_dim_for_factor(base.model, f, **base.model_overrides)
+                # the preset's own width adds no override, so the x1 run shares the base run's hash
+                out.append(variant("size", f"x{f:.2g}", **({} if fc == preset_fc else {"model__fc_dim": fc})))
+        return out
+
+
+def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.Series:
+    """Boolean mask of the rows no other row beats on both ``x`` and ``y`` (higher is better for both)."""
+    xs, ys = df[x].to_numpy(), df[y].to_numpy()
+    keep = []
+    for i in range(len(df)):
+        dominated = ((xs >= xs[i]) & (ys >= ys[i]) & ((xs > xs[i]) | (ys > ys[i]))).any()
+        keep.append(not dominated)
+    return pd.Series(keep, index=df.index)
+
+
+def loss_note(name: str, image_hw: tuple[int, int]) -> str:
+    """Why a loss with an MS-SSIM term behaves as its SSIM twin on images this small ("" when it does not)."""
+    note = ms_ssim_fallback_note(*image_hw) if PIXEL_LOSS_TABLE[name].ms_ssim else ""
+    return f"its MS-SSIM term is 1 - SSIM here ({note})" if note else ""
+
+
+def group_table(results: pd.DataFrame, group: str, columns: Sequence[str]) -> pd.DataFrame:
+    """One ablation group's rows (family, value, the chosen columns) from the sweep results."""
+    part = results[(results["group"] == group) & (results["status"] != "failed")]
+    return part[["family", "label", *[c for c in columns if c in part]]].rename(columns={"label": group})
+
+
+def run_ablation(bases: dict[str, TrainConfig], ablation: Ablation, run_root, *, shard: tuple[int, int] = (0, 1),
+                 cache_dir="data/cache", train_fn=None, progress: bool = True) -> pd.DataFrame:
+    """Sweep ``ablation`` over each family's base config; one row per (family, variant), with ``family``."""
+
+    parts = []
+    for family, base in bases.items():
+        res = run_sweep(base, ablation.variants(base), run_root, train_fn=train_fn, shard=shard,
+                        progress=progress, cache_dir=cache_dir)
+        parts.append(res.assign(family=family))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def measure_runs(results: pd.DataFrame, bases: dict[str, TrainConfig], ablation: Ablation, run_root, cache_dir,
+                 device: str = "cpu") -> pd.DataFrame:
+    """``results`` plus, per finished run, the CLIP baselines and the training-step memory.
+
+    Each distinct run is measured once (runs shared by several groups are loaded a single time).
+    """
+
+    configs = {v.apply(base).run_id(): v.apply(base) for family, base in bases.items()
+               for v in ablation.variants(base)}
+    wanted = ("clip_baseline_shuffled", "clip_baseline_temporal", "train_step_mb")
+    done = results[results["status"].isin(["trained", "reused"])]["run_id"].unique()
+    extra = {}
+    for run_id in done:
+        row = measure_run(configs[run_id], run_root, cache_dir, device, with_file=False)
+        extra[run_id] = {k: row[k] for k in wanted if k in row}
+    measured = pd.DataFrame.from_dict(extra, orient="index").rename_axis("run_id").reset_index()
+    return results.merge(measured, on="run_id", how="left") if len(measured) else results
+
+
+def _delta(part: pd.DataFrame, label_hi: str, label_lo: str, col: str) -> float:
+    rows = part.set_index("label")[col]
+    return float(rows.get(label_hi, float("nan")) - rows.get(label_lo, float("nan")))
+
+
+def findings(results: pd.DataFrame) -> str:
+    """Sentences generated from the sweep table: the CLIP loss's pixel cost, the best loss, size, warm-up."""
+    ok = results[results["status"] != "failed"]
+    lines = []
+    for family, part in ok.groupby("family", sort=False):
+        name = "full frame" if family == "full" else "patch"
+        lam = part[part["group"] == "clip_weight"]
+        if {"0.0", "1.0"} <= set(lam["label"]):
+            lines.append(f"{name}: lambda 1.0 vs 0 changes seen-frame PSNR by {_delta(lam, '1.0', '0.0', 'psnr_train'):+.2f} dB "
+                         f"and unseen-frame CLIP similarity by {_delta(lam, '1.0', '0.0', 'clip_val'):+.4f}.")
+        loss = part[part["group"] == "loss"]
+        if len(loss):
+            best = loss.loc[loss["psnr_train"].idxmax()]
+            worst = loss.loc[loss["psnr_train"].idxmin()]
+            lines.append(f"{name}: the best pixel loss on seen frames is {best['label']} ({best['psnr_train']:.2f} dB), "
+                         f"the worst {worst['label']} ({worst['psnr_train']:.2f} dB).")
+        warm = part[part["group"] == "warmup"]
+        if len(warm) > 1:
+            best = warm.loc[warm["psnr_train"].idxmax()]
+            spread = warm["psnr_train"].max() - warm["psnr_train"].min()
+            lines.append(f"{name}: warm-up {best['label']} gives the best seen-frame PSNR; the warm-up choices span "
+                         f"{spread:.2f} dB.")
+        head = part[part["group"] == "predict_clip"].set_index("label")
+        if {"off", "on, lambda 0"} <= set(head.index):
+            diff = head.loc["on, lambda 0", "psnr_train"] - head.loc["off", "psnr_train"]
+            lines.append(f"{name}: carrying an untrained CLIP head (lambda 0) changes seen-frame PSNR by {diff:+.2f} dB.")
+        size = part[part["group"] == "size"].sort_values("params")
+        if len(size) > 1:
+            lines.append(f"{name}: from {int(size['params'].iloc[0]):,} to {int(size['params'].iloc[-1]):,} parameters, "
+                         f"seen-frame PSNR goes from {size['psnr_train'].iloc[0]:.2f} to {size['psnr_train'].iloc[-1]:.2f} dB.")
+    failed = results[results["status"] == "failed"]
+    lines.append(f"{len(failed)} run(s) failed." if len(failed) else "No run failed.")
+    return " ".join(lines)

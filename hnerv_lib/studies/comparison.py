@@ -1,0 +1,119 @@
+"""Full-frame vs patch dual-head, measured the same way: one row of numbers per trained run.
+
+Every column is computed by the same code for both designs: stitched (or whole) frame PSNR/SSIM on
+seen and unseen frames, CLIP similarity with its baselines, seconds per epoch, the compressed size in
+bits per pixel, decoding speed from the compressed file, and the seam metric (border band vs interior
+error at the patch-grid borders, which a full-frame model has no reason to show).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import torch
+
+from hnerv_lib.codec.bitstream import compress
+from hnerv_lib.codec.decode import decoding_speed
+from hnerv_lib.data import geometry as G
+from hnerv_lib.eval.clip_probes import verification_table
+from hnerv_lib.eval.frames import summarize
+from hnerv_lib.models import count_params
+from hnerv_lib.train.checkpoint import load_weights
+from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.trainer import _autocast, prepare
+from hnerv_lib.utils.memory import peak_tensor_mb
+
+
+def time_to_psnr(metrics: pd.DataFrame, target_db: float, column: str = "psnr_train") -> Optional[float]:
+    """Training seconds until the first evaluation at or above ``target_db`` (None if never reached)."""
+    if column not in metrics:
+        return None
+    elapsed = metrics["seconds"].cumsum()
+    hit = metrics[metrics[column] >= target_db]
+    return float(elapsed[hit.index[0]]) if len(hit) else None
+
+
+def _seam_ratio(rgb: torch.Tensor, truth: torch.Tensor, windows: list[G.Window], k: int) -> float:
+    mask = G.border_mask(windows, tuple(truth.shape[-2:]), k)
+    err = (rgb - truth).pow(2).mean(1)  # (T, H, W)
+    return float(err[:, mask].mean() / err[:, ~mask].mean())
+
+
+def train_step_mb(cfg: TrainConfig, setup) -> float:
+    """Peak tensor MiB of one training step (forward, loss, backward) at the run's batch size and precision."""
+    model, task = setup.model.train(), setup.task
+    items = torch.arange(min(cfg.batch_size, task.num_items()), device=setup.device)
+
+    def step() -> None:
+        with _autocast(cfg, setup.device):  # the precision the run trained in
+            loss = task.step_loss(model, items, cfg.clip_weight)
+        loss.total.backward()
+
+    peak = peak_tensor_mb(step)
+    model.zero_grad(set_to_none=True)
+    return peak
+
+
+def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, device: str = "cpu",
+                seam_k: int = 2, with_file: bool = True) -> dict:
+    """All comparison columns of the finished run of ``cfg`` (its checkpoint is loaded, not retrained).
+
+    ``with_file=False`` skips compressing the model (bpp and decoding speed), which sweeps do not need.
+    """
+    run_dir = Path(run_root) / cfg.run_id()
+    s = prepare(cfg, torch.device(device), cache_dir, progress=False)
+    load_weights(run_dir / "checkpoint.pt", s.model)
+    step_mb = train_step_mb(cfg, s)
+    with torch.no_grad():
+        return {**_measure_trained(cfg, s, run_dir, seam_k, with_file), "train_step_mb": step_mb}
+
+
+def _measure_trained(cfg: TrainConfig, s, run_dir: Path, seam_k: int, with_file: bool) -> dict:
+    model = s.model.eval()
+    frames_df = pd.read_csv(run_dir / "frames.csv")
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    ids = torch.arange(s.task.num_frames)
+    rgb, clip = s.task.reconstruct(model, ids)
+    row = {"design": "patch" if cfg.model_config().kind == "patch" else "full frame", "model": cfg.model,
+           "params": count_params(model), "epochs": cfg.epochs,
+           "s_per_epoch": float(metrics["seconds"].median()), "train_s": float(metrics["seconds"].sum()),
+           **summarize(frames_df)}
+    seen = s.split.train  # seams are judged where both models were fitted
+    row["seam_ratio"] = _seam_ratio(rgb[seen].cpu(), s.task.frames[seen].cpu(), s.task.windows, seam_k)
+    if clip is not None:
+        table = verification_table(clip.cpu(), s.task.targets.cpu(), s.split, n_boot=200)
+        base = table[table["split"] == "all"].set_index("condition")["mean"]
+        row.update({f"clip_baseline_{k}": float(base[k]) for k in ("shuffled", "temporal") if k in base})
+    if not with_file:
+        return row
+    path = run_dir / "video.hnerv"
+    stats = compress(model, path, s.task.frames.cpu(), grid=cfg.geometry())
+    row.update({"bpp": stats.bpp, "bpp_no_clip": stats.bpp_no_clip,
+                "decode_fps": decoding_speed(path)["frames_per_s"]})
+    return row
+
+
+def verdict(table: pd.DataFrame) -> str:
+    """A paragraph generated from a comparison table with one 'full frame' and one 'patch' row per setting."""
+    lines = []
+    for setting, part in table.groupby("setting", sort=False):
+        rows = part.set_index("design")
+        if not {"full frame", "patch"} <= set(rows.index):
+            continue
+        full, patch = rows.loc["full frame"], rows.loc["patch"]
+
+        def better(col: str, higher: bool = True) -> str:
+            a, b = full.get(col, math.nan), patch.get(col, math.nan)
+            if pd.isna(a) or pd.isna(b):
+                return "n/a"
+            win = "full frame" if (a > b) == higher else "patch"
+            return f"{win} (full frame {a:.3g} vs patch {b:.3g})"
+
+        lines.append(f"Under {setting}: seen-frame PSNR favours {better('psnr_train')}; unseen-frame PSNR favours "
+                     f"{better('psnr_val')}; unseen-frame CLIP similarity favours {better('clip_val')}; "
+                     f"training speed favours {better('s_per_epoch', higher=False)} s/epoch; the smaller file is "
+                     f"{better('bpp', higher=False)} bpp.")
+    return " ".join(lines)

@@ -1,0 +1,211 @@
+"""Clip sets on disk, and the arrow-of-time task built from the embedded videos.
+
+On-disk format (``--data_root DIR``): ``DIR/clips.pt``, a dict read with ``weights_only=True``:
+
+* ``clips``: uint8 (N, T, 3, H, W) — N clips of T square frames,
+* ``labels``: int64 (N,) — index into ``classes``,
+* ``classes``: list of class names, e.g. ``["forward", "reversed"]``,
+* ``origin``: int64 (N, 4) — (video index, first source frame, crop left, reversed) of each clip,
+* ``meta``: JSON-able dict (videos, frame regions, the ArrowOfTime settings);
+
+plus ``DIR/meta.json``, a human-readable twin of ``meta`` with the counts.
+
+**Arrow of time**: is a clip played forward or reversed? One frame cannot tell, motion can. Each
+video is resized to height ``size``; a clip takes ``num_frames`` frames ``frame_step`` apart and a
+``size`` x ``size`` crop; every window appears once forward (label 0) and once reversed (label 1).
+The split is **by time**: each video is cut into ``blocks`` equal stretches; in each, train windows
+lie in the first ``train_frac`` of the frames and test windows in the rest, ``gap`` frames away from
+every train frame, so no frame is in both (``blocks=1``: first part train, last part test). Windows
+across a scene cut (mean absolute frame difference above ``cut_threshold``) are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hnerv_lib.data.video import DataError, VideoSpec, load_video, resolve_source
+from hnerv_lib.utils import io
+
+CLIPS_FORMAT = 1
+CLASSES = ("forward", "reversed")
+
+
+@dataclass
+class ClipSet:
+    """Labelled uint8 clips (N, T, 3, H, W) with where each came from."""
+
+    clips: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...] = CLASSES
+    origin: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 4, dtype=torch.long))
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.clips.ndim != 5 or self.clips.dtype != torch.uint8 or self.clips.shape[2] != 3:
+            raise DataError(f"clips must be uint8 (N, T, 3, H, W); got {self.clips.dtype} {tuple(self.clips.shape)}")
+        if self.labels.shape != (self.clips.shape[0],):
+            raise DataError(f"labels {tuple(self.labels.shape)} do not match {self.clips.shape[0]} clips")
+
+    def __len__(self) -> int:
+        return self.clips.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per clip T."""
+        return self.clips.shape[1]
+
+    def pairs(self) -> torch.Tensor:
+        """(N/2, 2) indices of (forward, reversed) twins; DataError unless the set is stored that way."""
+        n = len(self)
+        ok = n % 2 == 0 and len(self.origin) == n
+        if ok:
+            fwd, rev = self.origin[0::2], self.origin[1::2]
+            ok = bool((fwd[:, :3] == rev[:, :3]).all() and (fwd[:, 3] == 0).all() and (rev[:, 3] == 1).all())
+        if not ok:
+            raise DataError("paired batches need clips stored as (forward, reversed) twins, as arrow_of_time writes them")
+        return torch.arange(n).reshape(-1, 2)
+
+    def describe(self) -> str:
+        """E.g. ``240 clips of 8 x 64x64 (forward 120, reversed 120)``."""
+        counts = ", ".join(f"{c} {int((self.labels == i).sum())}" for i, c in enumerate(self.classes))
+        return f"{len(self)} clips of {self.num_frames} x {self.clips.shape[3]}x{self.clips.shape[4]} ({counts})"
+
+    def save(self, root: str | Path) -> Path:
+        """Write ``root/clips.pt`` (and ``root/meta.json``) atomically."""
+        root = Path(root)
+        payload = {"format": CLIPS_FORMAT, "clips": self.clips, "labels": self.labels, "classes": list(self.classes),
+                   "origin": self.origin, "meta": self.meta}
+        io.torch_save(payload, root / "clips.pt")
+        io.save_json({**self.meta, "description": self.describe()}, root / "meta.json")
+        return root / "clips.pt"
+
+    @classmethod
+    def load(cls, root: str | Path) -> ClipSet:
+        """Read ``root/clips.pt``; a missing or foreign file is a DataError naming the path."""
+        path = Path(root) / "clips.pt"
+        if not path.is_file():
+            raise DataError(f"no clip set at {path} (expected DIR/clips.pt; `python -m hnerv_lib.action train` writes one)")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != CLIPS_FORMAT:
+            raise DataError(f"{path} is not a clip set of format {CLIPS_FORMAT}")
+        return cls(payload["clips"], payload["labels"], tuple(payload["classes"]), payload["origin"], payload["meta"])
+
+
+@dataclass(frozen=True)
+class ArrowOfTime:
+    """How arrow-of-time clips are cut from the videos."""
+
+    videos: tuple[str, ...] = ("bunny", "bikes", "carphone")  # embedded names or video files
+    num_frames: int = 8  # frames per clip
+    frame_step: int = 2  # source frames between clip frames: more motion per step
+    size: int = 32  # square clip side; videos are resized to this height first
+    crops: int = 5  # square crops spread across each frame's width (more clips of the same motion)
+    blocks: int = 3  # train/test stretches per video; 1 = first part train, last part test
+    train_frac: float = 0.55  # share of each stretch holding the train windows; the rest holds the test windows
+    gap: int = 2  # frames skipped on each side of a test region: no frame is in both splits
+    train_stride: int = 2  # start-frame stride of train windows
+    test_stride: int = 2  # start-frame stride of test windows
+    cut_threshold: float = 30.0  # mean |frame difference| (0..255) above which a scene cut is assumed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "videos", tuple(self.videos))
+        for name in ("num_frames", "frame_step", "size", "crops", "blocks", "train_stride", "test_stride"):
+            if getattr(self, name) < 1:
+                raise DataError(f"ArrowOfTime.{name} must be >= 1; got {getattr(self, name)!r}")
+        if not 0 < self.train_frac < 1 or self.gap < 0:
+            raise DataError(f"ArrowOfTime needs 0 < train_frac < 1 and gap >= 0; got {self.train_frac}, {self.gap}")
+
+    @property
+    def span(self) -> int:
+        """Source frames one clip covers."""
+        return (self.num_frames - 1) * self.frame_step + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {**asdict(self), "videos": list(self.videos)}
+
+
+def native_hw(source: str) -> tuple[int, int]:
+    """(H, W) of a video's frames as stored, read from its header (nothing is decoded)."""
+    import av
+
+    kind, path = resolve_source(source)
+    if kind != "video":
+        raise DataError(f"arrow-of-time clips need a video file or embedded name; {source!r} is a {kind}")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.height, stream.width
+
+
+def scene_cuts(frames: torch.Tensor, threshold: float) -> list[int]:
+    """Indices i where a cut lies between frame i and i + 1."""
+    diff = (frames[1:].float() - frames[:-1].float()).abs().mean(dim=(1, 2, 3))
+    return [int(i) for i in torch.nonzero(diff > threshold).flatten()]
+
+
+def window_starts(lo: int, hi: int, span: int, stride: int, cuts: list[int]) -> list[int]:
+    """Starts s in [lo, hi) with s + span <= hi, at ``stride``, whose frames cross no cut."""
+    return [s for s in range(lo, hi - span + 1, stride) if not any(s <= c < s + span - 1 for c in cuts)]
+
+
+def time_regions(n: int, blocks: int, train_frac: float, gap: int) -> dict[str, list[tuple[int, int]]]:
+    """[lo, hi) frame ranges of the train and test regions of a video of ``n`` frames."""
+    bounds = [round(b * n / blocks) for b in range(blocks + 1)]
+    out: dict[str, list[tuple[int, int]]] = {"train": [], "test": []}
+    for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        split_at = lo + int(train_frac * (hi - lo))
+        out["train"].append((lo, split_at))
+        out["test"].append((split_at + gap, hi - (gap if b < blocks - 1 else 0)))
+    return out
+
+
+def crop_lefts(width: int, size: int, crops: int) -> list[int]:
+    """Left edges of ``crops`` square crops spread evenly across ``width`` (one crop: the centre)."""
+    if crops == 1:
+        return [(width - size) // 2]
+    return sorted({round(i * (width - size) / (crops - 1)) for i in range(crops)})
+
+
+def _cut(frames: torch.Tensor, starts: list[int], lefts: list[int], spec: ArrowOfTime, vid: int):
+    clips, labels, origin = [], [], []
+    for s in starts:
+        window = frames[s : s + spec.span : spec.frame_step]
+        for left in lefts:
+            clip = window[..., left : left + spec.size]
+            for rev in (0, 1):
+                clips.append(clip.flip(0) if rev else clip)
+                labels.append(rev)
+                origin.append((vid, s, left, rev))
+    return clips, labels, origin
+
+
+def arrow_of_time(spec: ArrowOfTime, cache_dir: str | Path = "data/cache") -> tuple[ClipSet, ClipSet]:
+    """(train, test) clip sets split by time; test clips share no frame with train clips."""
+    parts: dict[str, tuple[list, list, list]] = {"train": ([], [], []), "test": ([], [], [])}
+    info: dict[str, Any] = {}
+    for vid, source in enumerate(spec.videos):
+        h, w = native_hw(source)
+        width = max(spec.size, round(w * spec.size / h))
+        frames = load_video(VideoSpec(source, size=(spec.size, width)), cache_dir).frames
+        n, cuts = frames.shape[0], scene_cuts(frames, spec.cut_threshold)
+        lefts = crop_lefts(width, spec.size, spec.crops)
+        ranges = time_regions(n, spec.blocks, spec.train_frac, spec.gap)
+        stride = {"train": spec.train_stride, "test": spec.test_stride}
+        starts = {name: [s for lo, hi in rs for s in window_starts(lo, hi, spec.span, stride[name], cuts)]
+                  for name, rs in ranges.items()}
+        for name, st in starts.items():
+            for acc, new in zip(parts[name], _cut(frames, st, lefts, spec, vid)):
+                acc.extend(new)
+        info[source] = {"frames": n, **ranges, "cuts": cuts,
+                        "train_windows": len(starts["train"]), "test_windows": len(starts["test"])}
+    out = []
+    for name, (clips, labels, origin) in parts.items():
+        if not clips:
+            raise DataError(f"no {name} clip fits: {spec.span}-frame windows in {info}")
+        meta = {"task": "arrow_of_time", "split": name, "spec": spec.to_dict(), "regions": info}
+        out.append(ClipSet(torch.stack(clips).contiguous(), torch.tensor(labels), CLASSES, torch.tensor(origin), meta))
+    return out[0], out[1]

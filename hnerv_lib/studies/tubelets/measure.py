@@ -1,0 +1,119 @@
+"""Counting and timing the classifier: tokens, parameters, FLOPs, clips/s, tensor memory, confidence intervals."""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hnerv_lib.studies.tubelets.config import ModelConfig
+from hnerv_lib.studies.tubelets.model import LSViTForAction, count_params
+from hnerv_lib.utils.memory import peak_tensor_mb
+
+
+def example_clip(model: LSViTForAction, batch: int = 1) -> torch.Tensor:
+    """A zero clip batch of the model's input shape, on the model's device."""
+    c = model.config
+    device = next(model.parameters()).device
+    return torch.zeros(batch, model.num_frames, c.in_channels, c.image_size, c.image_size, device=device)
+
+
+def measured_tokens(model: LSViTForAction) -> int:
+    """Token count read off the patch embedding's actual output for one clip."""
+    with torch.no_grad():
+        return model.embed(example_clip(model)).shape[1]
+
+
+def flops_per_clip(model: LSViTForAction) -> int:
+    """Forward FLOPs for one clip (2 per multiply-add), counted by torch's FlopCounterMode.
+
+    Counted in train mode: in eval mode nn.TransformerEncoder may take a fused kernel whose inner
+    matmuls the counter cannot see. Works on a model built on the ``meta`` device (no compute).
+    """
+    was_training = model.training
+    model.train()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(example_clip(model))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def scale_table(frames: int = 16, image_size: int = 224, patch_size: int = 16, tubelets: Sequence[int] = (1, 2, 4),
+                **cfg: Any) -> list[dict[str, Any]]:
+    """Tokens, params and GFLOPs of the ViT-B-sized model at 2D and each tubelet size, built on ``meta``."""
+    rows = []
+    for t in tubelets:
+        config = ModelConfig(use_3d_patch_embed=t > 1, tubelet_size=t, image_size=image_size, patch_size=patch_size, **cfg)
+        with torch.device("meta"):
+            model = LSViTForAction(config, num_frames=frames)
+        rows.append({"embedding": config.embedding, "clip": f"{frames} x {image_size}x{image_size}, P={patch_size}",
+                     "tokens (model.num_tokens)": model.num_tokens, "tokens (embed output)": measured_tokens(model),
+                     "params (M)": round(count_params(model) / 1e6, 2), "GFLOPs / clip": round(flops_per_clip(model) / 1e9, 1)})
+    return rows
+
+
+def train_step_memory_mb(model: LSViTForAction, batch: int) -> float:
+    """Peak tensor MiB of one forward + backward on ``batch`` clips (activations and gradients)."""
+    x = example_clip(model, batch)
+    model.train()
+
+    def step() -> None:
+        model(x).float().logsumexp(dim=1).mean().backward()
+
+    peak = peak_tensor_mb(step)
+    model.zero_grad(set_to_none=True)
+    return peak
+
+
+def _best_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up: first calls pay for allocation and kernel selection
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)  # as timeit: other processes only ever add time, so the fastest repeat is the cleanest
+
+
+@torch.no_grad()
+def inference_clips_per_s(model: LSViTForAction, batch: int = 32, repeats: int = 7) -> float:
+    """Clips per second of eval-mode forward passes on one batch (fastest of ``repeats``)."""
+    model.eval()
+    x = example_clip(model, batch)
+    return batch / _best_seconds(lambda: model(x), repeats)
+
+
+def train_clips_per_s(model: LSViTForAction, batch: int = 16, repeats: int = 7) -> float:
+    """Clips per second of AdamW steps (forward, backward, update) on a copy of ``model`` (fastest of ``repeats``)."""
+    clone = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW(clone.parameters(), lr=1e-4)
+    x = example_clip(clone, batch)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        clone(x).float().logsumexp(dim=1).mean().backward()
+        opt.step()
+
+    return batch / _best_seconds(step, repeats)
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width) of Student's t confidence interval; half-width is NaN for one value."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("t_interval needs at least one value")
+    mean = statistics.fmean(vals)
+    if len(vals) < 2:
+        return mean, math.nan
+    from scipy.stats import (
+        t as student_t,  # scipy comes with scikit-video, a declared dependency
+    )
+
+    return mean, float(student_t.ppf(0.5 + level / 2, len(vals) - 1) * statistics.stdev(vals) / math.sqrt(len(vals)))

@@ -1,0 +1,7 @@
+"""``python -m hnerv_lib.train ...`` (see train/cli.py)."""
+
+import sys
+
+from hnerv_lib.train.cli import main
+
+sys.exit(main())

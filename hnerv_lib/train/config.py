@@ -1,0 +1,189 @@
+"""Training configuration: one typed dataclass, a registry of named presets, ``key=value`` overrides.
+
+A :class:`TrainConfig` says everything a run needs (video, split, teacher, model, optimisation), so
+its hash names the run directory and a finished run with the same hash is reused, not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable, Optional
+
+from hnerv_lib.data.geometry import Grid
+from hnerv_lib.data.split import Split
+from hnerv_lib.data.teacher import TeacherSpec
+from hnerv_lib.data.video import VideoSpec
+from hnerv_lib.models import ModelConfig, get_preset
+from hnerv_lib.train.schedule import Cosine, Schedule, schedule_from_dict
+from hnerv_lib.utils import io
+
+CONFIG_VERSION = 1  # bump when a field changes meaning
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run depends on."""
+
+    # --- data -------------------------------------------------------------------------------
+    video: str = "bunny"  # embedded name, video file or image folder
+    crop: Optional[tuple[int, int]] = (640, 1280)  # the paper's centre crop of Bunny's 720x1280
+    size: Optional[tuple[int, int]] = (32, 64)  # training resolution (must match the model's frame size)
+    every: int = 11  # keep every k-th frame (smoke: 132 -> 12)
+    first_frames: int = 0  # then the first N frames (0 = all)
+    split: tuple[int, int, int] = (6, 6, 10)  # Split(train, gap, period); (6, 6, 10) = 60/40
+    grid: tuple[int, int] = (2, 4)  # patch grid supervised by CLIP targets (seeds: 2x4)
+    # --- CLIP teacher -------------------------------------------------------------------------
+    teacher_model: str = "ViT-B-32"  # open_clip model name
+    teacher_pretrained: Optional[str] = None  # None = random init (seeded); "openai"; "auto"
+    teacher_seed: int = 0  # seed of a random-init teacher
+    # --- model --------------------------------------------------------------------------------
+    model: str = "smoke"  # model preset name (hnerv_lib.models.list_presets())
+    model_overrides: dict = field(default_factory=dict)  # e.g. {"predict_clip": False, "fc_dim": 64}
+    # --- optimisation -------------------------------------------------------------------------
+    epochs: int = 4  # passes over the training frames (paper: 300)
+    batch_size: int = 2  # frames (full-frame) or patches (patch model) per step, over all processes
+    lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
+    schedule: Schedule = Cosine()  # HNeRV's cosine_0.1_1_0.1: 10 % linear warm-up from 0.1x, then cosine
+    loss: str = "L2"  # pixel loss: L1, L2, SSIM, Fusion1..Fusion12 (paper: L2; seeds: Fusion6)
+    clip_weight: float = 0.2  # lambda of the CLIP loss (seeds: 0.2-0.5)
+    clip_warmup_epochs: int = 1  # pixel-only epochs before the CLIP loss starts (seeds: 50 of 300)
+    clip_sample: str = "center"  # full-frame CLIP map read at patch centres, or averaged over the "area"
+    # --- evaluation and speed -----------------------------------------------------------------
+    eval_every: int = 2  # evaluate seen and unseen frames every k epochs (and after the last)
+    seed: int = 0  # model init and batch order
+    device: str = "cpu"  # "cuda" on a GPU machine
+    channels_last: bool = False  # NHWC memory format for the convolutions (faster with bf16 on CPU)
+    bf16: bool = False  # bfloat16 autocast for forward and loss (AMX on CPU, tensor cores on GPU)
+    compile: bool = False  # torch.compile the model (GPU; slow to warm up on CPU)
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+
+    def __post_init__(self) -> None:
+        for name in ("crop", "size"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in value))
+        for name in ("split", "grid"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if isinstance(self.schedule, dict):
+            object.__setattr__(self, "schedule", schedule_from_dict(self.schedule))
+        Split(*self.split)  # validates
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "eval_every": self.eval_every}
+        bad = {k: v for k, v in positive.items() if v < 1}
+        if bad or self.lr <= 0 or self.clip_weight < 0 or self.clip_warmup_epochs < 0:
+            raise ValueError(f"TrainConfig needs positive epochs/batch_size/eval_every/lr and non-negative "
+                             f"clip_weight/clip_warmup_epochs; got {bad or ''} lr={self.lr} "
+                             f"clip_weight={self.clip_weight} clip_warmup_epochs={self.clip_warmup_epochs}")
+        if self.clip_sample not in ("center", "area"):
+            raise ValueError(f"clip_sample must be 'center' or 'area'; got {self.clip_sample!r}")
+
+    # --- derived typed views ------------------------------------------------------------------
+    def video_spec(self) -> VideoSpec:
+        """The frames to train on."""
+        return VideoSpec(self.video, crop=self.crop, size=self.size, every=self.every, first=self.first_frames or None)
+
+    def split_rule(self) -> Split:
+        """The typed split."""
+        return Split(*self.split)
+
+    def geometry(self) -> Grid:
+        """The CLIP patch grid."""
+        return Grid(*self.grid)
+
+    def teacher_spec(self) -> TeacherSpec:
+        """The CLIP teacher."""
+        return TeacherSpec(self.teacher_model, self.teacher_pretrained, self.teacher_seed)
+
+    def model_config(self) -> ModelConfig:
+        """The model preset with this run's overrides."""
+        return get_preset(self.model, **self.model_overrides)
+
+    # --- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (with the config version)."""
+        d = asdict(self)
+        d["schedule"] = self.schedule.to_dict()
+        return {"version": CONFIG_VERSION, **json.loads(json.dumps(d))}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Inverse of ``to_dict``; unknown keys are an error naming them."""
+        data = {k: v for k, v in data.items() if k != "version"}
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}")
+        return cls(**data)
+
+    def run_id(self) -> str:
+        """Short id of this exact configuration (the run directory name)."""
+        return io.stable_hash(self.to_dict(), length=10)
+
+
+_SMOKE_DATA = dict(size=(32, 64), every=11, first_frames=12)
+_QUICK_DATA = dict(size=(64, 128), every=2)
+_CPU_DATA = dict(size=(160, 320), every=1)
+_PAPER_DATA = dict(size=(640, 1280), every=1, device="cuda")
+
+PRESETS: dict[str, Callable[[], TrainConfig]] = {
+    "smoke": lambda: TrainConfig(model="smoke", **_SMOKE_DATA),
+    "patch-smoke": lambda: TrainConfig(model="patch-smoke", batch_size=8, loss="Fusion6", **_SMOKE_DATA),
+    # the original HNeRV code's CPU measurement (anchors.md): 1.46M params, batch 2, L2, all frames train
+    "hnerv-cpu-orig": lambda: TrainConfig(
+        model="hnerv-cpu-orig", model_overrides={"predict_clip": False}, split=(1, 1, 1), epochs=30,
+        eval_every=10, **_CPU_DATA),
+    # the research fork's patch trainer on CPU (anchors.md): 80x80 patches, batch 8, Fusion6, lambda 0.2
+    "patch-cpu-fork": lambda: TrainConfig(
+        model="patch-cpu-fork", batch_size=8, loss="Fusion6", clip_weight=0.2, clip_warmup_epochs=5,
+        split=(9, 10, 10), epochs=30, eval_every=10, **_CPU_DATA),
+    # the HNeRV paper's Bunny run: HNeRV-1.5M, 640x1280, 300 epochs, batch 2, L2, all frames train
+    "paper-hnerv-1.5m": lambda: TrainConfig(
+        model="hnerv-1.5m", split=(1, 1, 1), epochs=300, eval_every=50, bf16=True, channels_last=True,
+        **_PAPER_DATA),
+}
+
+
+def list_presets() -> list[str]:
+    """Names of the training presets."""
+    return list(PRESETS)
+
+
+def get_train_preset(name: str) -> TrainConfig:
+    """A named training preset."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown training preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]()
+
+
+def _coerce(name: str, raw: str, tp: Any) -> Any:
+    """Parse a ``--set`` value: JSON first (numbers, lists, true/null), else the bare string."""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return value
+
+
+def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
+    """``["epochs=30", "model.fc_dim=64", "schedule.warmup=0.2"]`` -> a new TrainConfig."""
+    hints = typing.get_type_hints(TrainConfig)
+    changes: dict[str, Any] = {}
+    model_over = dict(cfg.model_overrides)
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value; got {item!r}")
+        key, raw = item.split("=", 1)
+        if key.startswith("model."):
+            model_over[key[6:]] = _coerce(key, raw, Any)
+        elif key.startswith("schedule."):
+            sched = changes.get("schedule", cfg.schedule)
+            changes["schedule"] = replace(sched, **{key[9:]: _coerce(key, raw, float)})
+        elif key in hints:
+            changes[key] = _coerce(key, raw, hints[key])
+        else:
+            raise ValueError(f"unknown config key {key!r}; known: {sorted(hints)} or model.<field>")
+    out = replace(cfg, model_overrides=model_over, **changes)
+    out.model_config()  # fail now, not mid-run, on a bad model override
+    return out

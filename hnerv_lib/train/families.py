@@ -1,0 +1,152 @@
+"""What a training step sees for each model family, behind one small interface.
+
+* :class:`FullFrameTask` — an item is a frame: the model gets the frame (HNeRV) or its index (NeRV),
+  returns the whole frame and a CLIP map read at the patch centres.
+* :class:`PatchTask` — an item is a (frame, patch) pair: the model gets (t, x, y), returns one patch
+  and one CLIP vector. Whole frames are rebuilt by decoding every patch and stitching.
+
+Everything a step needs (frames, patches, targets, coordinates) is a tensor on the training device,
+built once: no decoding and no CLIP work happens inside the training loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from hnerv_lib.data import geometry as G
+from hnerv_lib.models import FullFrameConfig, PatchConfig, sample_clip
+from hnerv_lib.train.losses import clip_loss, pixel_loss
+
+
+@dataclass
+class StepLoss:
+    """The loss of one step and its parts (for logging)."""
+
+    total: torch.Tensor
+    pixel: torch.Tensor
+    clip: Optional[torch.Tensor]
+
+
+class _Task:
+    """Shared state: frames (T, 3, H, W) float in [0, 1], targets (T, N, D) or None, the patch windows."""
+
+    def __init__(self, frames: torch.Tensor, targets: Optional[torch.Tensor], windows: list[G.Window],
+                 train_frames: list[int], loss: str, clip_sample: str = "center") -> None:
+        self.frames, self.targets, self.windows = frames, targets, windows
+        self.train_frames = torch.as_tensor(train_frames, dtype=torch.long)
+        self.loss_kind, self.clip_sample = loss, clip_sample
+        self.num_frames, self.frame_hw = frames.shape[0], tuple(frames.shape[-2:])
+        self.centers = G.centers(windows, self.frame_hw).to(frames.device)
+
+    @torch.no_grad()
+    def reconstruct(self, model: nn.Module, frame_ids: torch.Tensor,
+                    batch_size: int = 8) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Frames (B, 3, H, W) (stitched for patch models) and per-patch CLIP vectors (B, N, D) or None.
+
+        Decoded ``batch_size`` frames at a time: a whole video's decoder activations at once would take
+        gigabytes at 160x320 and above.
+        """
+        if len(frame_ids) == 0:
+            raise ValueError("reconstruct needs at least one frame id; got none")
+        parts = [self._reconstruct_batch(model, frame_ids[i : i + batch_size])
+                 for i in range(0, len(frame_ids), batch_size)]
+        rgb = torch.cat([p[0] for p in parts])
+        clip = torch.cat([p[1] for p in parts]) if parts and parts[0][1] is not None else None
+        return rgb, clip
+
+    def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor):
+        raise NotImplementedError
+
+    def _combine(self, pred_rgb, true_rgb, pred_clip, true_clip, clip_weight: float) -> StepLoss:
+        # Losses always in fp32, even under bf16 autocast: SSIM's Gaussian filter is a conv, which
+        # autocast would run in bf16, and 1 - SSIM near a perfect fit then rounds to garbage or -inf.
+        with torch.autocast(pred_rgb.device.type, enabled=False):
+            pix = pixel_loss(pred_rgb.float(), true_rgb.float(), self.loss_kind)
+            if pred_clip is None or true_clip is None or clip_weight == 0:
+                return StepLoss(pix, pix.detach(), None)
+            cl = clip_loss(pred_clip.float(), true_clip.float())
+        return StepLoss(pix + clip_weight * cl, pix.detach(), cl.detach())
+
+
+class FullFrameTask(_Task):
+    """Items are training frame indices."""
+
+    def __init__(self, cfg: FullFrameConfig, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cfg = cfg
+        h, w = self.frame_hw
+        self.window_wh = torch.tensor([[win.width / w, win.height / h] for win in self.windows]).to(self.frames.device)
+
+    def num_items(self) -> int:
+        """Items per epoch."""
+        return len(self.train_frames)
+
+    def _inputs(self, frame_ids: torch.Tensor) -> torch.Tensor:
+        return self.frames[frame_ids] if self.cfg.kind == "hnerv" else frame_ids.float() / self.num_frames
+
+    def _clip(self, out: dict) -> Optional[torch.Tensor]:
+        if out["clip"] is None:
+            return None
+        return sample_clip(out["clip"].float(), self.centers, self.clip_sample, self.window_wh)
+
+    def step_loss(self, model: nn.Module, items: torch.Tensor, clip_weight: float) -> StepLoss:
+        """Loss of a batch of item positions (into ``train_frames``)."""
+        ids = self.train_frames[items]
+        out = model(self._inputs(ids))
+        true_clip = self.targets[ids] if self.targets is not None else None
+        pred_clip = self._clip(out) if clip_weight > 0 else None
+        return self._combine(out["rgb"], self.frames[ids], pred_clip, true_clip, clip_weight)
+
+    def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        out = model(self._inputs(frame_ids))
+        return out["rgb"].float().clamp(0, 1), self._clip(out)
+
+
+class PatchTask(_Task):
+    """Items are (training frame, patch) pairs, flattened to frame_pos * N + patch."""
+
+    def __init__(self, cfg: PatchConfig, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cfg = cfg
+        ph, pw = self.windows[0].height, self.windows[0].width
+        if (ph, pw) != cfg.patch_hw:
+            raise ValueError(f"patch model outputs {cfg.patch_hw[0]}x{cfg.patch_hw[1]} patches but the grid "
+                             f"cuts {ph}x{pw} patches from {self.frame_hw[0]}x{self.frame_hw[1]} frames")
+        self.patches = G.extract(self.frames, self.windows)  # (T, N, 3, ph, pw), sliced once
+        all_frames = torch.arange(self.num_frames, device=self.frames.device)
+        self.coords = G.coords(all_frames, self.num_frames, self.windows, self.frame_hw).to(self.frames.device)
+        self.n = len(self.windows)
+
+    def num_items(self) -> int:
+        """Items per epoch: training frames x patches."""
+        return len(self.train_frames) * self.n
+
+    def step_loss(self, model: nn.Module, items: torch.Tensor, clip_weight: float) -> StepLoss:
+        """Loss of a batch of (frame, patch) items."""
+        f, p = self.train_frames[items // self.n], items % self.n
+        out = model(self.coords[f, p])
+        true_clip = self.targets[f, p] if self.targets is not None else None
+        pred_clip = out["clip"] if clip_weight > 0 else None
+        return self._combine(out["rgb"], self.patches[f, p], pred_clip, true_clip, clip_weight)
+
+    @torch.no_grad()
+    def decode_patches(self, model: nn.Module, coords: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Any (B, N, 3) coordinates -> patches (B, N, 3, ph, pw) and CLIP vectors (B, N, D) or None."""
+        b, n = coords.shape[:2]
+        out = model(coords.reshape(b * n, 3))
+        rgb = out["rgb"].float().clamp(0, 1).reshape(b, n, *out["rgb"].shape[1:])
+        clip = out["clip"].float().reshape(b, n, -1) if out["clip"] is not None else None
+        return rgb, clip
+
+    def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        patches, clip = self.decode_patches(model, self.coords[frame_ids])
+        return G.stitch(patches.cpu(), self.windows, self.frame_hw).to(self.frames.device), clip
+
+
+def make_task(model_cfg: FullFrameConfig | PatchConfig, *args, **kwargs) -> FullFrameTask | PatchTask:
+    """The task for a model config."""
+    return (PatchTask if isinstance(model_cfg, PatchConfig) else FullFrameTask)(model_cfg, *args, **kwargs)

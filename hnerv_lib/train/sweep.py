@@ -1,0 +1,85 @@
+"""Sweeps: many training configurations, each a run keyed by its config hash.
+
+* a run whose hash already finished (``runs/<id>/summary.json``) is reused, not retrained;
+* a failing run is recorded (``runs/<id>/error.json`` with the traceback) and the sweep goes on;
+* ``shard=(i, n)`` takes every n-th configuration by hash, so machines never collide; merging results
+  is copying ``runs/`` folders together.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.trainer import train as default_train
+from hnerv_lib.utils import io
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of a sweep: a label for tables and the config changes it makes."""
+
+    group: str  # which ablation it belongs to, e.g. "clip_weight"
+    label: str  # its value as shown in tables, e.g. "0.5"
+    changes: tuple[tuple[str, Any], ...]  # (field, value) pairs applied to the base config
+
+    def apply(self, base: TrainConfig) -> TrainConfig:
+        """The base config with this variant's changes (``model.<field>`` changes a model field)."""
+        fields = {k: v for k, v in self.changes if not k.startswith("model.")}
+        model = {k[6:]: v for k, v in self.changes if k.startswith("model.")}
+        return replace(base, **fields, model_overrides={**base.model_overrides, **model})
+
+
+def variant(group: str, label: Any, **changes: Any) -> Variant:
+    """Shorthand: ``variant("clip_weight", 0.5, clip_weight=0.5)``; use ``model__fc_dim=`` for model fields."""
+    return Variant(group, str(label), tuple(sorted((k.replace("__", "."), v) for k, v in changes.items())))
+
+
+def in_shard(run_id: str, shard: tuple[int, int]) -> bool:
+    """Whether a run belongs to shard ``i`` of ``n`` (by its hash, so every machine agrees)."""
+    i, n = shard
+    if not 0 <= i < n:
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n; got {shard}")
+    return int(run_id, 16) % n == i
+
+
+def run_sweep(base: TrainConfig, variants: Iterable[Variant], run_root: str | Path,
+              train_fn: Optional[Callable[..., dict]] = None, shard: tuple[int, int] = (0, 1),
+              progress: bool = True, **train_kwargs: Any) -> pd.DataFrame:
+    """Run every variant of ``base`` in this shard; one row per variant: status, seconds and the summary."""
+
+    train_fn = train_fn or default_train
+    rows = []
+    for v in tqdm(list(variants), desc="sweep", disable=not progress):
+        cfg = v.apply(base)
+        run_id, run_dir = cfg.run_id(), Path(run_root) / cfg.run_id()
+        row = {"group": v.group, "label": v.label, "run_id": run_id}
+        if not in_shard(run_id, shard):
+            continue
+        if (run_dir / "summary.json").is_file():
+            rows.append({**row, "status": "reused", **io.load_json(run_dir / "summary.json")})
+            continue
+        start = time.perf_counter()
+        try:
+            summary = train_fn(cfg, run_dir, progress=False, **train_kwargs)
+            rows.append({**row, "status": "trained", "wall_s": time.perf_counter() - start, **summary})
+        except Exception as err:  # a failing configuration must not stop the sweep
+            io.save_json({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
+                          "config": cfg.to_dict()}, run_dir / "error.json")
+            rows.append({**row, "status": "failed", "error": f"{type(err).__name__}: {err}"})
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["group", "label", "run_id", "status"])
+
+
+def failures(results: pd.DataFrame) -> pd.DataFrame:
+    """The failed rows (group, label, run_id, error) of a sweep's results."""
+    if "status" not in results:
+        return results.iloc[0:0]
+    cols = [c for c in ("group", "label", "run_id", "error") if c in results]
+    return results[results["status"] == "failed"][cols]
