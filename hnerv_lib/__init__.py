@@ -4,7 +4,8 @@ The notebooks in ``notebooks/`` orchestrate; this package computes. Each concept
 folder per role. A folder imports only from folders above it in this list (``tests/test_layers.py``
 enforces it, and forbids function-local ``hnerv_lib`` imports that would hide a cycle):
 
-``utils/``    io (atomic files, stable hashes), memory (peak tensor bytes, peak RSS)
+``utils/``    io (atomic files, stable hashes), memory (peak tensor bytes, peak RSS), precision
+              (``precision: auto``: a cached probe of this machine picks fp32 or bf16, channels-last)
 ``data/``     video (decode + frame cache), split (the ``X_Y_Z`` frame split), geometry (patch
               windows, centres, stitching), teacher (which open_clip model, built once),
               targets (CLIP targets of exactly each patch's pixels, cached)

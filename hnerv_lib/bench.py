@@ -1,18 +1,19 @@
 """Benchmarks: speed and memory targets are measured here, never in timed tests.
 
     python -m hnerv_lib.bench train --model full --profile cpu --epochs 3 --repeats 3
-    python -m hnerv_lib.bench train --model patch --profile cpu --epochs 2 --set bf16=true
+    python -m hnerv_lib.bench train --model patch --profile cpu --epochs 2 --set precision=bf16
 
-Prints one JSON object: params, seconds per epoch (median over epochs of the median run), frames/s
-(and patches/s for the patch model), peak RSS, final PSNR, and every run's numbers.
+Prints one JSON object: params, seconds per epoch (median over epochs of the median run), ms per
+step, frames/s (and patches/s for the patch model), peak RSS, final PSNR, every run's numbers, and
+the precision and memory format the runs used with the reason (``precision=auto``, the default, is
+decided by a probe of this machine: utils/precision.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
+import math
 import sys
 import tempfile
 from typing import Any, Optional
@@ -21,6 +22,8 @@ import torch
 
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.trainer import train
+from hnerv_lib.utils.memory import peak_rss_mb
+from hnerv_lib.utils.precision import cpu_model
 
 # (model, profile) -> training preset; the cpu pair are the configurations measured with the
 # original HNeRV code and the research fork's patch trainer on this machine kind (anchors.md).
@@ -31,10 +34,6 @@ BENCH_PRESETS = {
     ("patch", "cpu"): "patch-cpu-fork",
     ("full", "paper"): "paper-hnerv-1.5m",
 }
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrides: Optional[list[str]] = None,
@@ -51,16 +50,21 @@ def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrid
         runs.append(summary)
     best = sorted(runs, key=lambda r: r["seconds_per_epoch"])[len(runs) // 2]  # the median run
     train_frames = int(best["split"].split(":")[1].split("train")[0].strip())
+    items = train_frames * (cfg.grid[0] * cfg.grid[1] if model == "patch" else 1)
+    steps = math.ceil(items / cfg.batch_size)
     s_epoch = best["seconds_per_epoch"]
     out = {
         "bench": "train", "model": model, "profile": profile, "preset": preset, "overrides": overrides or [],
         "params": best["params"], "epochs": epochs, "repeats": repeats,
         "s_per_epoch": round(s_epoch, 3), "s_per_epoch_runs": [round(r["seconds_per_epoch"], 3) for r in runs],
+        "steps_per_epoch": steps, "ms_per_step": round(1e3 * s_epoch / steps, 1),
         "frames_per_s": round(train_frames / s_epoch, 2),
-        "peak_rss_mb": round(_peak_rss_mb(), 1), "final_psnr": round(best.get("psnr_train", float("nan")), 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1), "final_psnr": round(best.get("psnr_train", float("nan")), 3),
         "final_psnr_runs": [round(r.get("psnr_train", float("nan")), 3) for r in runs],
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "device": cfg.device, "bf16": cfg.bf16, "channels_last": cfg.channels_last,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_model(),
+        "device": cfg.device, "precision_asked": cfg.precision, "channels_last_asked": cfg.channels_last,
+        "precision": best["precision"], "channels_last": best["channels_last"],
+        "precision_reason": best["precision_reason"],
     }
     if model == "patch":
         out["patches_per_s"] = round(train_frames * cfg.grid[0] * cfg.grid[1] / s_epoch, 1)

@@ -18,7 +18,9 @@ PRESETS = ["smoke", "patch-smoke"]
 
 
 def _cfg(name, **kw):
-    return replace(get_train_preset(name), **kw)
+    """A preset in fp32 / contiguous unless asked otherwise: runs compared across processes must not
+    depend on what ``precision: auto`` picks on the machine running the tests."""
+    return replace(get_train_preset(name), **{"precision": "fp32", "channels_last": False, **kw})
 
 
 def _metrics(run_dir):
@@ -179,7 +181,7 @@ def test_compressed_file_scores_like_the_model(tmp_path, smoke_cache):
 
 def test_bf16_autocast_keeps_the_ssim_loss_finite(smoke_cache):
     """Fusion6's SSIM term is computed in fp32 even under bf16 autocast (it went -inf in bf16)."""
-    s = prepare(_cfg("patch-smoke", bf16=True, loss="Fusion6"), torch.device("cpu"), smoke_cache, progress=False)
+    s = prepare(_cfg("patch-smoke", precision="bf16", loss="Fusion6"), torch.device("cpu"), smoke_cache, progress=False)
     items = torch.arange(8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = s.task.step_loss(s.model, items, 0.2)

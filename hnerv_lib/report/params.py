@@ -27,7 +27,12 @@ from hnerv_lib.studies.tubelets.clips import ArrowOfTime
 from hnerv_lib.studies.tubelets.config import ModelConfig
 from hnerv_lib.studies.tubelets.study import Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
-from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.config import TrainConfig, legacy_bf16
+from hnerv_lib.utils.precision import check_channels_last, check_precision
+
+# Retired parameters still accepted from old profiles and ``-p`` (each maps to its successor with a
+# warning); notebooks' parameter cells no longer list them.
+DEPRECATED = frozenset({"bf16"})
 
 # Names IPython puts in a notebook's globals that are never parameters.
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -112,8 +117,9 @@ class TrainingParams(ReportParams):
     eval_every: int = 10  # evaluate seen and unseen frames every k epochs (and after the last)
     seed: int = 0  # model init and batch order
     predict_clip: bool = True  # give the model its CLIP head (False: plain HNeRV, no teacher needed)
-    bf16: bool = False  # bfloat16 autocast (faster on CPUs with bf16 units and on GPUs)
-    channels_last: bool = False  # NHWC convolutions (pairs with bf16 on CPU)
+    precision: str = "auto"  # auto | fp32 | bf16; auto: bf16 only where a probe of this machine finds it faster
+    channels_last: bool | str = "auto"  # NHWC convolutions: auto | true | false (auto: the same probe)
+    bf16: Optional[bool] = None  # deprecated: true/false map to precision bf16/fp32 with a warning
     full_model: str = "hnerv-quick"  # full-frame model preset (its frame size must equal `size`)
     full_epochs: int = 60  # full-frame training epochs
     full_batch: int = 2  # frames per step (paper: 2)
@@ -135,10 +141,19 @@ class TrainingParams(ReportParams):
             model=self.full_model if family == "full" else self.patch_model, epochs=epochs,
             batch_size=self.full_batch if family == "full" else self.patch_batch, lr=self.lr, loss=self.loss,
             clip_weight=self.clip_weight, clip_warmup_epochs=round(self.clip_warmup_frac * epochs),
-            eval_every=min(self.eval_every, epochs), seed=self.seed, device=self.device, bf16=self.bf16,
-            channels_last=self.channels_last, model_overrides={"predict_clip": self.predict_clip},
+            eval_every=min(self.eval_every, epochs), seed=self.seed, device=self.device,
+            precision=self.precision, channels_last=self.channels_last,
+            model_overrides={"predict_clip": self.predict_clip},
         )
         return TrainConfig(**{**base, **overrides})
+
+    def __post_init__(self) -> None:
+        if self.bf16 is not None:  # an old profile or -p bf16=...: one warning, then precision rules
+            self.precision = legacy_bf16({"bf16": self.bf16, "precision": self.precision if self.precision != "auto"
+                                          else ("bf16" if self.bf16 else "fp32")})["precision"]
+            self.bf16 = None
+        check_precision(self.precision)
+        check_channels_last(self.channels_last)
 
 
 @dataclass

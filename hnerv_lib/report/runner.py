@@ -24,8 +24,10 @@ from typing import Any, Optional, Sequence
 from hnerv_lib import __version__
 from hnerv_lib.report.params import NOTEBOOK_PARAMS, load_profile
 from hnerv_lib.report.summary import write_index, write_summary
+from hnerv_lib.train.config import legacy_bf16
 from hnerv_lib.utils import io
 from hnerv_lib.utils.memory import peak_rss_mb
+from hnerv_lib.utils.precision import cpu_model, describe, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -133,16 +135,6 @@ PACKAGES = ("torch", "torchvision", "open_clip_torch", "numpy", "pandas", "av", 
             "matplotlib", "seaborn")  # versions recorded in every report's provenance
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict[str, Any]:
     """CPU model and cores, GPU model (or "none"), platform, python and package versions."""
     from importlib.metadata import PackageNotFoundError, version
@@ -156,8 +148,16 @@ def machine() -> dict[str, Any]:
             return "not installed"
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": _cpu_model(), "cpu_cores": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
+    return {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
             "python": platform.python_version(), "packages": {n: ver(n) for n in PACKAGES}}
+
+
+def hardware(params: dict[str, Any], cache_dir: str | Path) -> dict[str, Any]:
+    """What the profile's ``precision`` / ``channels_last`` resolve to on this machine, and why."""
+    params = legacy_bf16(params)
+    asked = (params.get("precision", "auto"), params.get("channels_last", "auto"))
+    hw = resolve(*asked, params.get("device", "cpu"), cache_dir)
+    return {**describe(hw), "asked": f"precision={asked[0]}, channels_last={str(asked[1]).lower()}"}
 
 
 def _write_provenance(report_dir: Path, cfg: ReportRun, params: dict, timings: dict[str, float],
@@ -167,6 +167,7 @@ def _write_provenance(report_dir: Path, cfg: ReportRun, params: dict, timings: d
     record = {
         "profile": cfg.profile, "git_commit": _git_commit(), "hnerv_lib": __version__,
         "made_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), **machine(), "parameters": params,
+        "hardware": hardware(params, cfg.cache_dir),
         "wall_seconds": {**old.get("wall_seconds", {}), **timings},
         "peak_rss_mb": {**old.get("peak_rss_mb", {}), **peaks},
         "peak_rss_note": "largest resident memory of any notebook kernel finished so far in the run (a running "

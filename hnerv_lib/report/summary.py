@@ -57,6 +57,10 @@ def provenance_rows(prov: dict[str, Any]) -> list[str]:
             f"| git commit | `{prov.get('git_commit', '?')}` |", f"| made (UTC) | {prov.get('made_utc', '?')} |",
             f"| CPU | {prov.get('cpu', '?')} ({prov.get('cpu_cores', '?')} cores) |", f"| GPU | {prov.get('gpu', 'none')} |",
             f"| platform | {prov.get('platform', '?')} |", f"| python | {prov.get('python', '?')} |"]
+    hw = prov.get("hardware")
+    if hw:
+        rows.append(f"| training precision | {hw['precision']}{' + channels_last' if hw['channels_last'] else ''} "
+                    f"(asked: {hw.get('asked', '?')}; {hw['reason']}) |")
     rows += [f"| {name} | {version} |" for name, version in sorted(prov.get("packages", {}).items())]
     walls, peaks = prov.get("wall_seconds", {}), prov.get("peak_rss_mb", {})
     rows += ["", "| notebook | wall time (s) | peak kernel memory (MiB) |", "|---|---|---|"]

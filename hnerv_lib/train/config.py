@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import typing
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 from hnerv_lib.data.geometry import Grid
@@ -18,6 +20,7 @@ from hnerv_lib.data.video import VideoSpec
 from hnerv_lib.models import ModelConfig, get_preset
 from hnerv_lib.train.schedule import Cosine, Schedule, schedule_from_dict
 from hnerv_lib.utils import io
+from hnerv_lib.utils import precision as prec
 
 CONFIG_VERSION = 1  # bump when a field changes meaning
 
@@ -54,8 +57,8 @@ class TrainConfig:
     eval_every: int = 2  # evaluate seen and unseen frames every k epochs (and after the last)
     seed: int = 0  # model init and batch order
     device: str = "cpu"  # "cuda" on a GPU machine
-    channels_last: bool = False  # NHWC memory format for the convolutions (faster with bf16 on CPU)
-    bf16: bool = False  # bfloat16 autocast for forward and loss (AMX on CPU, tensor cores on GPU)
+    precision: str = "auto"  # auto | fp32 | bf16 autocast; auto measures this machine (utils/precision.py)
+    channels_last: bool | str = "auto"  # NHWC convolutions: auto | true | false (auto: same probe)
     compile: bool = False  # torch.compile the model (GPU; slow to warm up on CPU)
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
 
@@ -77,6 +80,20 @@ class TrainConfig:
                              f"clip_weight={self.clip_weight} clip_warmup_epochs={self.clip_warmup_epochs}")
         if self.clip_sample not in ("center", "area"):
             raise ValueError(f"clip_sample must be 'center' or 'area'; got {self.clip_sample!r}")
+        prec.check_precision(self.precision)
+        prec.check_channels_last(self.channels_last)
+
+    # --- hardware choices ---------------------------------------------------------------------
+    def hardware(self, cache_dir: str | Path = "data/cache") -> prec.Resolved:
+        """The concrete precision and memory format of this run on its device, with the reason."""
+        return prec.resolve(self.precision, self.channels_last, self.device, cache_dir)
+
+    def resolved(self, cache_dir: str | Path = "data/cache") -> "TrainConfig":
+        """This config with ``auto`` replaced by what this machine resolves it to (idempotent)."""
+        if self.precision != "auto" and self.channels_last != "auto":
+            return self
+        hw = self.hardware(cache_dir)
+        return replace(self, precision=hw.precision, channels_last=hw.channels_last)
 
     # --- derived typed views ------------------------------------------------------------------
     def video_spec(self) -> VideoSpec:
@@ -109,15 +126,36 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        data = {k: v for k, v in data.items() if k != "version"}
+        data = legacy_bf16({k: v for k, v in data.items() if k != "version"})
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown TrainConfig keys {unknown}")
         return cls(**data)
 
     def run_id(self) -> str:
-        """Short id of this exact configuration (the run directory name)."""
-        return io.stable_hash(self.to_dict(), length=10)
+        """Short id of this exact configuration (the run directory name).
+
+        The id hashes the *resolved* precision and memory format, not the word ``auto``: a bf16 run
+        made on one machine is not reused as an fp32 run on another.
+        """
+        return io.stable_hash(self.resolved().to_dict(), length=10)
+
+
+def legacy_bf16(data: dict[str, Any]) -> dict[str, Any]:
+    """Map the retired ``bf16: true/false`` key to ``precision: bf16/fp32``, with a deprecation warning."""
+    if "bf16" not in data:
+        return data
+    data = dict(data)
+    old = data.pop("bf16")
+    if not isinstance(old, bool):
+        raise ValueError(f"bf16 (deprecated; use precision) must be true or false; got {old!r}")
+    new = "bf16" if old else "fp32"
+    if data.get("precision", new) != new:
+        raise ValueError(f"bf16={old} contradicts precision={data['precision']!r}; set only precision")
+    warnings.warn(f"bf16: {str(old).lower()} is deprecated; use precision: {new} (or auto, the default)",
+                  FutureWarning, stacklevel=3)
+    data["precision"] = new
+    return data
 
 
 _SMOKE_DATA = dict(size=(32, 64), every=11, first_frames=12)
@@ -138,7 +176,7 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
         split=(9, 10, 10), epochs=30, eval_every=10, **_CPU_DATA),
     # the HNeRV paper's Bunny run: HNeRV-1.5M, 640x1280, 300 epochs, batch 2, L2, all frames train
     "paper-hnerv-1.5m": lambda: TrainConfig(
-        model="hnerv-1.5m", split=(1, 1, 1), epochs=300, eval_every=50, bf16=True, channels_last=True,
+        model="hnerv-1.5m", split=(1, 1, 1), epochs=300, eval_every=50,
         **_PAPER_DATA),
 }
 
@@ -175,6 +213,8 @@ def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
         if "=" not in item:
             raise ValueError(f"--set expects key=value; got {item!r}")
         key, raw = item.split("=", 1)
+        if key == "bf16":
+            key, raw = "precision", legacy_bf16({"bf16": _coerce(key, raw, bool)})["precision"]
         if key.startswith("model."):
             model_over[key[6:]] = _coerce(key, raw, Any)
         elif key.startswith("schedule."):

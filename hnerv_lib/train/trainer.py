@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -51,6 +50,7 @@ class Setup:
     video_caption: str
     teacher: str
     device: torch.device
+    hardware: Any = None  # utils.precision.Resolved: the precision and memory format, and why
 
 
 def _dist_env() -> tuple[int, int, int]:
@@ -65,8 +65,24 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return torch.device(cfg.device)
 
 
+def resolve_hardware(cfg: TrainConfig, cache_dir: str | Path = "data/cache"):
+    """``cfg.hardware()``, decided once by rank 0 and shared, so every DDP process trains alike."""
+    hw = cfg.hardware(cache_dir) if not dist.is_initialized() or dist.get_rank() == 0 else None
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        box = [hw]
+        dist.broadcast_object_list(box, src=0)
+        hw = box[0]
+    return hw
+
+
 def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "data/cache", progress: bool = True) -> Setup:
-    """Load frames and CLIP targets (cached), build the task and the seeded model."""
+    """Load frames and CLIP targets (cached), build the task and the seeded model.
+
+    ``precision`` / ``channels_last`` "auto" are resolved here; the returned ``Setup.cfg`` holds the
+    concrete values and ``Setup.hardware`` the reason.
+    """
+    hw = cfg.hardware(cache_dir)  # no collective here: DDP ranks reach prepare() at different times
+    cfg = replace(cfg, precision=hw.precision, channels_last=hw.channels_last)
     model_cfg = cfg.model_config()
     video = load_video(cfg.video_spec(), cache_dir)
     if isinstance(model_cfg, FullFrameConfig) and tuple(model_cfg.frame_hw) != video.frame_hw:
@@ -83,11 +99,12 @@ def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "dat
     model = build_model(model_cfg).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return Setup(cfg, task, model, split, video.describe(), teacher, device)
+    return Setup(cfg, task, model, split, video.describe(), teacher, device, hw)
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
+    """bf16 autocast when the run's (resolved) precision is bf16; a disabled context otherwise."""
+    return cfg.hardware().autocast(device)
 
 
 def _epoch_items(cfg: TrainConfig, n: int, epoch: int) -> torch.Tensor:
@@ -149,11 +166,14 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, cache_dir: str | Path = "dat
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    hw = resolve_hardware(cfg, cache_dir)  # the run is identified by what "auto" resolved to here
+    cfg = replace(cfg, precision=hw.precision, channels_last=hw.channels_last)
     if rank == 0:
         io.save_json(cfg.to_dict(), run_dir / "config.json")
     if world > 1 and rank != 0:
         dist.barrier()  # rank 0 builds the caches first; the others then read them
     s = prepare(cfg, device, cache_dir, progress=progress and rank == 0)
+    s.hardware = hw  # keep the probe's reason, not the "set explicitly" of the resolved config
     if world > 1 and rank == 0:
         dist.barrier()
     # fused Adam: one kernel for all parameters (about 1 s/epoch less on the cpu-profile patch model)
@@ -195,6 +215,7 @@ def _finish(s: Setup, run_dir: Path, rows: list[dict], frames, rank: int, world:
         "run_id": s.cfg.run_id(), "hnerv_lib": __version__, "model": s.cfg.model, "kind": s.model.cfg.kind,
         "params": count_params(s.model), "params_decoder": count_params(s.model, "decoder"),
         "video": s.video_caption, "split": s.split.describe(), "teacher": s.teacher, "epochs": s.cfg.epochs,
+        "precision": s.cfg.precision, "channels_last": s.cfg.channels_last, "precision_reason": s.hardware.reason,
         "processes": world, "seconds_per_epoch": float(pd.Series([r["seconds"] for r in rows]).median()),
         "ms_ssim_note": frames.attrs.get("ms_ssim_note", ""), **summarize(frames),
         "final_loss": last["loss"],

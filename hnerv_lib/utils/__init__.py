@@ -1,1 +1,1 @@
-"""Lowest layer: atomic files and hashing (io), peak memory (memory); imports nothing from hnerv_lib."""
+"""Lowest layer: atomic files and hashing (io), peak memory (memory), precision choice (precision)."""
