@@ -2,6 +2,7 @@
 
     python -m hnerv_lib.bench train --model full --profile cpu --epochs 3 --repeats 3
     python -m hnerv_lib.bench train --model patch --profile cpu --epochs 2 --set precision=bf16
+    python -m hnerv_lib.bench precision --profile quick      # ms/step of each precision vs auto's pick
 
 Prints one JSON object: params, seconds per epoch (median over epochs of the median run), ms per
 step, frames/s (and patches/s for the patch model), peak RSS, final PSNR, every run's numbers, and
@@ -14,14 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 import tempfile
+import time
+from dataclasses import replace
 from typing import Any, Optional
 
 import torch
 
+from hnerv_lib.report.params import TrainingParams, load_profile
 from hnerv_lib.train.config import apply_overrides, get_train_preset
-from hnerv_lib.train.trainer import train
+from hnerv_lib.train.trainer import prepare, train
 from hnerv_lib.utils.memory import peak_rss_mb
 from hnerv_lib.utils.precision import cpu_model
 
@@ -71,6 +76,50 @@ def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrid
     return out
 
 
+SETTINGS = ("fp32", "fp32+CL", "bf16", "bf16+CL")
+
+
+def _step_ms(cfg, steps: int, warmup: int, cache_dir: str) -> float:
+    """Median ms of ``steps`` optimiser steps (forward, loss, backward, Adam) after ``warmup`` untimed ones."""
+    s = prepare(cfg, torch.device(cfg.device), cache_dir, progress=False)
+    model, items = s.model.train(), torch.arange(min(cfg.batch_size, s.task.num_items()), device=s.device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    times = []
+    for _ in range(warmup + steps):
+        start = time.perf_counter()
+        with s.hardware.autocast(s.device):
+            loss = s.task.step_loss(model, items, cfg.clip_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.total.backward()
+        opt.step()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times[warmup:])
+
+
+def bench_precision(profile: str, steps: int = 10, warmup: int = 3, params_dir: str = "params",
+                    cache_dir: str = "data/cache") -> dict[str, Any]:
+    """For each model family of a profile: ms/step in fp32 / bf16, contiguous / channels-last, and what auto picks.
+
+    Says, on this machine, how far ``precision: auto`` (one probe network for every model) is from the
+    fastest setting of the profile's own models.
+    """
+    known = set(TrainingParams.__dataclass_fields__)
+    tp = TrainingParams(**{k: v for k, v in load_profile(profile, params_dir).items() if k in known})
+    rows = []
+    for family in ("full", "patch"):
+        base = tp.train_config(family)
+        ms = {name: _step_ms(replace(base, precision=name.split("+")[0], channels_last=name.endswith("+CL")),
+                             steps, warmup, cache_dir) for name in SETTINGS}
+        auto = base.hardware(cache_dir)
+        best = min(ms, key=ms.get)
+        rows.append({"family": family, "model": base.model, "batch": base.batch_size,
+                     "ms_per_step": {k: round(v, 1) for k, v in ms.items()}, "fastest": best, "auto": auto.label(),
+                     "auto_vs_fastest_pct": round(100 * (ms[auto.label()] / ms[best] - 1), 1),
+                     "auto_reason": auto.reason})
+    return {"bench": "precision", "profile": profile, "steps": steps, "warmup": warmup, "rows": rows,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_model()}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(prog="python -m hnerv_lib.bench", description=__doc__.split("\n\n")[0])
@@ -82,8 +131,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     tr.add_argument("--repeats", type=int, default=1, help="independent runs; the median run is reported")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     tr.add_argument("--cache-dir", default="data/cache")
+    pr = sub.add_parser("precision", help="ms/step of each precision for a profile's models, and auto's pick")
+    pr.add_argument("--profile", default="quick", help="params/<profile>.yaml")
+    pr.add_argument("--steps", type=int, default=10, help="timed steps per setting (median reported)")
+    pr.add_argument("--warmup", type=int, default=3)
+    pr.add_argument("--cache-dir", default="data/cache")
     args = ap.parse_args(argv)
-    result = bench_train(args.model, args.profile, args.epochs, args.repeats, args.set, args.cache_dir)
+    if args.what == "precision":
+        result = bench_precision(args.profile, args.steps, args.warmup, cache_dir=args.cache_dir)
+    else:
+        result = bench_train(args.model, args.profile, args.epochs, args.repeats, args.set, args.cache_dir)
     print(json.dumps(result, indent=2))
     return 0
 

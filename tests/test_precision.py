@@ -160,3 +160,12 @@ def test_report_provenance_states_the_precision(tmp_path, fresh_memo, monkeypatc
     assert row == [f"| training precision | fp32 (asked: precision=auto, channels_last=auto; {hw['reason']}) |"]
     with pytest.warns(FutureWarning):
         assert runner.hardware({"bf16": True, "channels_last": True}, tmp_path)["reason"] == "set explicitly"
+
+
+def test_bench_precision_times_every_setting_of_a_profile(smoke_cache, fresh_memo, monkeypatch):
+    monkeypatch.setattr(P, "probe_cpu", lambda *a, **k: SLOW_BF16)
+    out = bench.bench_precision("smoke", steps=1, warmup=0, cache_dir=smoke_cache)
+    assert [r["family"] for r in out["rows"]] == ["full", "patch"]
+    for row in out["rows"]:
+        assert set(row["ms_per_step"]) == set(bench.SETTINGS) and all(v > 0 for v in row["ms_per_step"].values())
+        assert row["auto"] == "fp32" and row["fastest"] in bench.SETTINGS and row["auto_vs_fastest_pct"] >= 0
