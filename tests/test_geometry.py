@@ -76,3 +76,13 @@ def test_border_mask_marks_only_inner_seams():
 def test_geometry_dict_round_trip():
     for g in (G.Grid(4, 8), G.Sliding((16, 16), (8, 8))):
         assert G.geometry_from_dict(g.to_dict()) == g
+
+
+def test_frame_time_is_the_one_definition_behind_patch_coordinates():
+    ids = torch.tensor([0, 3, 9])
+    t = G.frame_time(ids, 10)
+    assert t.tolist() == pytest.approx([0.0, 0.3, 0.9]) and t.dtype == torch.float32
+    wins = G.Grid(2, 4).windows((32, 64))
+    c = G.coords(ids, 10, wins, (32, 64))
+    assert c.shape == (3, 8, 3) and torch.equal(c[..., 0], t[:, None].expand(-1, 8))
+    assert torch.equal(c, G.coords_at(ids, 10, G.centers(wins, (32, 64))))

@@ -45,7 +45,7 @@ def _decode_batch(model: nn.Module, emb: Tensor | None, meta: dict[str, Any], id
     if meta["kind"] == "hnerv":
         out = model.decode(emb[ids].to(device))
     elif meta["kind"] == "nerv":
-        out = model((ids.float() / count).to(device))  # t = i / num_frames, as HNeRV's norm_idx
+        out = model(G.frame_time(ids, count).to(device))
     else:
         windows = G.geometry_from_dict(meta["geometry"]).windows(hw)
         coords = G.coords(ids, count, windows, hw).flatten(0, 1).to(device)

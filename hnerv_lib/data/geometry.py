@@ -118,11 +118,23 @@ def centers(windows: list[Window], frame_hw: tuple[int, int]) -> torch.Tensor:
     return torch.tensor([win.center_xy(frame_hw) for win in windows], dtype=torch.float32)
 
 
+def frame_time(frame_ids: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Normalised time of each frame, ``t = index / num_frames`` in [0, 1) (HNeRV's ``norm_idx``; the seeds' t).
+
+    The one definition used by the NeRV and patch models' inputs, in training, evaluation and the codec.
+    """
+    return frame_ids.float() / num_frames
+
+
+def coords_at(frame_ids: torch.Tensor, num_frames: int, centres_xy: torch.Tensor) -> torch.Tensor:
+    """(T, N, 3) patch-model inputs (t, x, y): every frame of ``frame_ids`` at every (N, 2) centre."""
+    t = frame_time(frame_ids, num_frames)[:, None, None].expand(-1, len(centres_xy), 1)
+    return torch.cat([t, centres_xy.to(t.device)[None].expand(len(frame_ids), -1, -1)], dim=-1)
+
+
 def coords(frame_ids: torch.Tensor, num_frames: int, windows: list[Window], frame_hw: tuple[int, int]) -> torch.Tensor:
-    """(T, N, 3) normalized (t, x, y) inputs of the patch model: t = index / num_frames, as in the seeds."""
-    t = frame_ids.float().div(num_frames)[:, None, None].expand(-1, len(windows), 1)
-    xy = centers(windows, frame_hw)[None].expand(len(frame_ids), -1, -1)
-    return torch.cat([t, xy], dim=-1)
+    """(T, N, 3) normalized (t, x, y) inputs of the patch model at the centres of ``windows``."""
+    return coords_at(frame_ids, num_frames, centers(windows, frame_hw))
 
 
 def extract(frames: torch.Tensor, windows: list[Window]) -> torch.Tensor:

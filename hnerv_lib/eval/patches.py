@@ -181,8 +181,7 @@ def continuous_query_table(task, model: nn.Module, video, split: SplitIndices, f
     f = frame_ids.cpu()
     for offset in offsets:
         base, centres, wins = shifted_queries(task.windows, task.frame_hw, offset, direction)
-        t = f.float().div(task.num_frames)[:, None, None].expand(-1, len(base), 1)
-        coords = torch.cat([t, centres[None].expand(len(f), -1, -1)], dim=-1)
+        coords = G.coords_at(f, task.num_frames, centres)
         rgb, clip = task.decode_patches(model, coords.to(task.frames.device))
         truth = G.extract(task.frames[f.to(task.frames.device)], wins).cpu()
         p = psnr(rgb.cpu().flatten(0, 1), truth.flatten(0, 1)).view(len(f), -1)

@@ -17,9 +17,9 @@ import torch
 
 from hnerv_lib.codec.bitstream import compress
 from hnerv_lib.codec.decode import decoding_speed
-from hnerv_lib.data import geometry as G
 from hnerv_lib.eval.clip_probes import verification_table
 from hnerv_lib.eval.frames import summarize
+from hnerv_lib.eval.patches import seam_metrics
 from hnerv_lib.models import count_params
 from hnerv_lib.train.checkpoint import load_weights
 from hnerv_lib.train.config import TrainConfig
@@ -34,12 +34,6 @@ def time_to_psnr(metrics: pd.DataFrame, target_db: float, column: str = "psnr_tr
     elapsed = metrics["seconds"].cumsum()
     hit = metrics[metrics[column] >= target_db]
     return float(elapsed[hit.index[0]]) if len(hit) else None
-
-
-def _seam_ratio(rgb: torch.Tensor, truth: torch.Tensor, windows: list[G.Window], k: int) -> float:
-    mask = G.border_mask(windows, tuple(truth.shape[-2:]), k)
-    err = (rgb - truth).pow(2).mean(1)  # (T, H, W)
-    return float(err[:, mask].mean() / err[:, ~mask].mean())
 
 
 def train_step_mb(cfg: TrainConfig, setup) -> float:
@@ -82,7 +76,7 @@ def _measure_trained(cfg: TrainConfig, s, run_dir: Path, seam_k: int, with_file:
            "s_per_epoch": float(metrics["seconds"].median()), "train_s": float(metrics["seconds"].sum()),
            **summarize(frames_df)}
     seen = s.split.train  # seams are judged where both models were fitted
-    row["seam_ratio"] = _seam_ratio(rgb[seen].cpu(), s.task.frames[seen].cpu(), s.task.windows, seam_k)
+    row["seam_ratio"] = seam_metrics(rgb[seen], s.task.frames[seen], s.task.windows, seam_k)["ratio"]
     if clip is not None:
         table = verification_table(clip.cpu(), s.task.targets.cpu(), s.split, n_boot=200)
         base = table[table["split"] == "all"].set_index("condition")["mean"]

@@ -86,7 +86,7 @@ class FullFrameTask(_Task):
         return len(self.train_frames)
 
     def _inputs(self, frame_ids: torch.Tensor) -> torch.Tensor:
-        return self.frames[frame_ids] if self.cfg.kind == "hnerv" else frame_ids.float() / self.num_frames
+        return self.frames[frame_ids] if self.cfg.kind == "hnerv" else G.frame_time(frame_ids, self.num_frames)
 
     def _clip(self, out: dict) -> Optional[torch.Tensor]:
         if out["clip"] is None:
