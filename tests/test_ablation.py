@@ -6,7 +6,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from hnerv_lib.studies.ablation import GROUPS, Ablation, decoder_params, fc_dim_for_factor, findings, pareto_front, run_ablation
+from hnerv_lib.models import decoder_params, fc_dim_for_factor
+from hnerv_lib.studies.ablation import GROUPS, Ablation, findings, pareto_front, run_ablation
 from hnerv_lib.train.config import get_train_preset
 from hnerv_lib.models import get_preset
 from hnerv_lib.report.params import AblationParams

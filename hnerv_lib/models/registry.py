@@ -1,4 +1,11 @@
-"""Named model presets (paper sizes, the CPU reference runs, patch-model variants) and a model factory."""
+"""Named model presets (paper sizes, the CPU reference runs, patch-model variants), a model factory,
+and scaling a preset to a size.
+
+Two ways to solve for the stem width ``fc_dim``, for two questions: :func:`sizing.fc_dim_for_size`
+is HNeRV's closed form (it reproduces the paper's fc_dims for its Bunny sizes, so the paper presets
+use it); :func:`fc_dim_for_factor` bisects on the built model, for any family, and is what scales a
+preset by a factor (the ablation's size axis).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from hnerv_lib.models.config import (
 )
 from hnerv_lib.models.full_frame import FullFrameModel
 from hnerv_lib.models.patch import PatchModel
-from hnerv_lib.models.sizing import fc_dim_for_size
+from hnerv_lib.models.sizing import count_params, fc_dim_for_size
 
 BUNNY_FRAMES = 132  # the paper sizes every Bunny model for all 132 frames
 PAPER_PATCH = dict(patch_hw=(320, 320), dec_strides=(5, 4, 4, 2))  # 640x1280 in a 2x4 grid: 2 x 160 = 320
@@ -111,3 +118,32 @@ def build_model(cfg: ModelConfig | str) -> nn.Module:
     if isinstance(cfg, PatchConfig):
         return PatchModel(cfg)
     raise ValueError(f"build_model needs a FullFrameConfig, PatchConfig or preset name; got {cfg!r}")
+
+
+def decoder_params(cfg: ModelConfig) -> int:
+    """Numbers the video is stored in apart from frame embeddings: stem + NeRV blocks + RGB head (no CLIP head)."""
+    model = build_model(replace(cfg, predict_clip=False))
+    return count_params(model, "decoder") + count_params(model, "rgb_head")
+
+
+def fc_dim_for_factor(preset: str, factor: float, **overrides: Any) -> int:
+    """The stem width ``fc_dim`` whose decoder has about ``factor`` x the decoder parameters of ``preset``.
+
+    Found by bisection on the built model (the count grows with fc_dim), so it holds for every model
+    family, including the patch model that HNeRV's closed-form size formula does not describe.
+    """
+    if not factor > 0:
+        raise ValueError(f"size factor must be > 0; got {factor!r}")
+    base = get_preset(preset, **overrides)
+    target = factor * decoder_params(base)
+
+    def count(fc: int) -> int:
+        return decoder_params(get_preset(preset, **{**overrides, "fc_dim": fc}))
+
+    lo, hi = 1, max(2, base.fc_dim)
+    while count(hi) < target:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return hi if abs(count(hi) - target) <= abs(count(lo) - target) else lo

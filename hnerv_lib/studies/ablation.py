@@ -16,14 +16,14 @@ the sweep trains them once and reuses the run for every table they appear in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
 import pandas as pd
 
 from hnerv_lib.eval.metrics import ms_ssim_fallback_note
-from hnerv_lib.models import build_model, count_params, get_preset
+from hnerv_lib.models import decoder_params, fc_dim_for_factor
 from hnerv_lib.studies.comparison import measure_run
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
@@ -31,32 +31,6 @@ from hnerv_lib.train.sweep import Variant, run_sweep, variant
 
 GROUPS = ("clip_weight", "warmup", "predict_clip", "loss", "size")
 PAPER_SIZES_M = (0.35, 0.75, 1.5, 3.0)  # HNeRV's Bunny model sizes; 1.5M is the reference
-
-
-def decoder_params(model_cfg) -> int:
-    """Numbers the video is stored in, apart from frame embeddings: decoder stem + NeRV blocks + RGB head."""
-    model = build_model(replace(model_cfg, predict_clip=False))
-    return count_params(model, "decoder") + count_params(model, "rgb_head")
-
-
-def fc_dim_for_factor(preset: str, factor: float, **overrides) -> int:
-    """The stem width ``fc_dim`` whose decoder has about ``factor`` x the decoder parameters of ``preset``.
-
-    Found by bisection on the built model (the count grows with fc_dim), so it holds for every model
-    family, including the patch model that HNeRV's closed-form size formula does not describe.
-    """
-    if not factor > 0:
-        raise ValueError(f"size factor must be > 0; got {factor!r}")
-    base = get_preset(preset, **overrides)
-    target = factor * decoder_params(base)
-    count = lambda fc: decoder_params(get_preset(preset, **{**overrides, "fc_dim": fc}))  # noqa: E731
-    lo, hi = 1, max(2, base.fc_dim)
-    while count(hi) < target:
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
-    return hi if abs(count(hi) - target) <= abs(count(lo) - target) else lo
 
 
 def _fraction_label(x: float) -> str:
