@@ -12,7 +12,7 @@ from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet, arrow_of_time
 from hnerv_lib.studies.tubelets.config import PRESETS, ConfigError, ModelConfig, from_env, get_preset, token_grid
 from hnerv_lib.studies.tubelets.inflate import average_positions, inflate, inflate_patch_weight
 from hnerv_lib.studies.tubelets.measure import flops_per_clip, peak_tensor_mb, scale_table, t_interval
-from hnerv_lib.studies.tubelets.model import LSViTForAction, count_params, load_checkpoint, load_weights, save_checkpoint
+from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params, load_checkpoint, load_weights, save_checkpoint
 from hnerv_lib.studies.tubelets.study import Study, run_study, summarize, verdict
 from hnerv_lib.studies.tubelets.train import TrainSpec, fit
 from hnerv_lib.train.checkpoint import CheckpointMismatch
@@ -62,7 +62,7 @@ def test_preset_parameter_counts_are_pinned():
     counts = {}
     for name, cfg in PRESETS.items():
         with torch.device("meta"):
-            counts[name] = count_params(LSViTForAction(cfg, num_frames=16 if name == "vit-b" else 8))
+            counts[name] = trainable_params(LSViTForAction(cfg, num_frames=16 if name == "vit-b" else 8))
     assert counts == {"vit-b": 88362640, "tiny": 120770, "smoke": 7426}
 
 
@@ -155,11 +155,11 @@ def test_checkpoint_of_the_other_embedding_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointMismatch, match=r"has 2D patch embedding, model expects 3D tubelets \(t=2\)"):
         load_checkpoint(path2d, expect=tiny(2).config)
     with pytest.raises(CheckpointMismatch, match=r"has 3D tubelets \(t=2\), model expects 2D patch embedding"):
-        load_weights(tiny(1), path3d)
+        load_weights(path3d, tiny(1))
     with pytest.raises(CheckpointMismatch, match=r"has 3D tubelets \(t=2\), model expects 3D tubelets \(t=4\)"):
-        load_weights(tiny(4), path3d)
+        load_weights(path3d, tiny(4))
     with pytest.raises(CheckpointMismatch, match="width: checkpoint 16 vs model 32"):
-        load_weights(tiny(2, width=32), path3d)
+        load_weights(path3d, tiny(2, width=32))
 
 
 def test_foreign_checkpoint_is_refused(tmp_path):

@@ -95,7 +95,7 @@ def test_overlapped_decoding_of_an_exact_model_gives_the_exact_frame():
     task = _task(frames)
     dense = PE.overlap_windows((16, 16), FRAME_HW, 0.5)
     assert len(dense) == 3 * 7 and {(w.top, w.left) for w in dense} >= {(8, 8), (16, 48)}
-    out = PE.decode_frames(task, Oracle(task.frames), torch.arange(3), dense, blend="hann")
+    out = PE.decode_stitched(task, Oracle(task.frames), torch.arange(3), dense, blend="hann")
     torch.testing.assert_close(out, task.frames, rtol=0, atol=1e-6)
     table = PE.overlap_comparison(task, Oracle(task.frames), torch.arange(2), k=2, repeats=1)
     assert table["decoding"].tolist() == ["grid", "overlap 0.5, hann"] and table["psnr"].min() > 100

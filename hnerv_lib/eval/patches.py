@@ -30,8 +30,8 @@ def _eval_mode(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def decode_frames(task, model: nn.Module, frame_ids: torch.Tensor, windows: Optional[list[G.Window]] = None,
-                  blend: str = "uniform", batch_frames: int = 8) -> torch.Tensor:
+def decode_stitched(task, model: nn.Module, frame_ids: torch.Tensor, windows: Optional[list[G.Window]] = None,
+                    blend: str = "uniform", batch_frames: int = 8) -> torch.Tensor:
     """Frames (B, 3, H, W) on CPU decoded at ``windows`` (default: the training grid) and stitched with ``blend``."""
     windows = task.windows if windows is None else windows
     was, out = _eval_mode(model), []
@@ -109,7 +109,7 @@ def decode_speed(task, model: nn.Module, frame_ids: torch.Tensor, windows: Optio
                  blend: str = "uniform", repeats: int = 3, batch_frames: int = 8) -> dict[str, float]:
     """Decoding throughput (median of ``repeats``): patches/s of the model and frames/s including the stitch."""
     windows = task.windows if windows is None else windows
-    seconds, _ = _timed(lambda: decode_frames(task, model, frame_ids, windows, blend, batch_frames), repeats)
+    seconds, _ = _timed(lambda: decode_stitched(task, model, frame_ids, windows, blend, batch_frames), repeats)
     n = len(frame_ids) * len(windows)
     return {"windows_per_frame": len(windows), "frames": len(frame_ids), "seconds": seconds,
             "patches_per_s": n / seconds, "frames_per_s": len(frame_ids) / seconds,
@@ -123,7 +123,7 @@ def overlap_comparison(task, model: nn.Module, frame_ids: torch.Tensor, k: int, 
     dense = overlap_windows(task.cfg.patch_hw, task.frame_hw, overlap)
     rows = []
     for name, windows, blend in [("grid", task.windows, "uniform"), (f"overlap {overlap:g}, hann", dense, "hann")]:
-        seconds, recon = _timed(lambda: decode_frames(task, model, frame_ids, windows, blend), repeats)
+        seconds, recon = _timed(lambda: decode_stitched(task, model, frame_ids, windows, blend), repeats)
         seam = seam_metrics(recon, truth, task.windows, k)  # seams of the *grid*: where plain decoding cuts
         rows.append({"decoding": name, "windows_per_frame": len(windows),
                      "psnr": psnr(recon, truth).mean().item(), "psnr_border": seam["psnr_border"],

@@ -12,7 +12,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hnerv_lib.studies.tubelets.config import ModelConfig
-from hnerv_lib.studies.tubelets.model import LSViTForAction, count_params
+from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params
 from hnerv_lib.utils.memory import peak_tensor_mb
 
 
@@ -55,7 +55,7 @@ def scale_table(frames: int = 16, image_size: int = 224, patch_size: int = 16, t
             model = LSViTForAction(config, num_frames=frames)
         rows.append({"embedding": config.embedding, "clip": f"{frames} x {image_size}x{image_size}, P={patch_size}",
                      "tokens (model.num_tokens)": model.num_tokens, "tokens (embed output)": measured_tokens(model),
-                     "params (M)": round(count_params(model) / 1e6, 2), "GFLOPs / clip": round(flops_per_clip(model) / 1e9, 1)})
+                     "params (M)": round(trainable_params(model) / 1e6, 2), "GFLOPs / clip": round(flops_per_clip(model) / 1e9, 1)})
     return rows
 
 

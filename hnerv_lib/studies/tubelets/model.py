@@ -102,7 +102,7 @@ class LSViTForAction(nn.Module):
         return self.head(self.features(x))
 
 
-def count_params(model: nn.Module) -> int:
+def trainable_params(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -145,7 +145,7 @@ def load_checkpoint(path: str | Path, expect: Optional[ModelConfig] = None) -> t
     return model.eval(), payload.get("extra", {})
 
 
-def load_weights(model: LSViTForAction, path: str | Path) -> dict[str, Any]:
+def load_weights(path: str | Path, model: LSViTForAction) -> dict[str, Any]:
     """Load a checkpoint into an existing model after checking it fits; returns the checkpoint's extra."""
     cfg, payload = read_config(path)
     check_compatible(cfg, model.config, path)

@@ -28,7 +28,7 @@ from hnerv_lib.studies.tubelets.measure import (
 )
 from hnerv_lib.studies.tubelets.model import (
     LSViTForAction,
-    count_params,
+    trainable_params,
     load_checkpoint,
     save_checkpoint,
 )
@@ -39,7 +39,7 @@ STUDY_VERSION = 2  # bump when clip cutting, training or measuring changes, so e
 
 
 @dataclass(frozen=True)
-class Variant:
+class EmbeddingVariant:
     """One patch-embedding choice: 2D (tubelet_size 1) or 3D tubelets, from scratch or inflated from 2D."""
 
     name: str  # label in tables and plots
@@ -60,10 +60,10 @@ class Variant:
 
 
 VARIANTS = (
-    Variant("2D patches", 1),
-    Variant("tubelet 2", 2),
-    Variant("tubelet 4", 4),
-    Variant("tubelet 2, inflated from 2D", 2, inflate="central"),  # ViViT's best initialisation
+    EmbeddingVariant("2D patches", 1),
+    EmbeddingVariant("tubelet 2", 2),
+    EmbeddingVariant("tubelet 4", 4),
+    EmbeddingVariant("tubelet 2, inflated from 2D", 2, inflate="central"),  # ViViT's best initialisation
 )
 
 
@@ -76,7 +76,7 @@ class Study:
     train: TrainSpec
     finetune_epochs: int  # epochs of the inflated variants, on top of their 2D model's
     seeds: tuple[int, ...] = (0, 1, 2)
-    variants: tuple[Variant, ...] = VARIANTS
+    variants: tuple[EmbeddingVariant, ...] = VARIANTS
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (also hashed into the run id)."""
@@ -99,13 +99,13 @@ RESULT_COLUMNS = ("variant", "slug", "seed", "embedding", "epochs", "test_acc", 
 
 
 def _measure(model: LSViTForAction, batch: int) -> dict[str, Any]:
-    return {"tokens": measured_tokens(model), "params": count_params(model), "gflops": flops_per_clip(model) / 1e9,
+    return {"tokens": measured_tokens(model), "params": trainable_params(model), "gflops": flops_per_clip(model) / 1e9,
             "infer_clips_per_s": inference_clips_per_s(model, batch=2 * batch),
             "train_clips_per_s": train_clips_per_s(model, batch=batch),
             "train_step_mb": train_step_memory_mb(model, batch)}
 
 
-def run_one(study: Study, variant: Variant, seed: int, train_set: ClipSet, test_set: ClipSet,
+def run_one(study: Study, variant: EmbeddingVariant, seed: int, train_set: ClipSet, test_set: ClipSet,
             model2d: Optional[LSViTForAction] = None) -> tuple[LSViTForAction, dict[str, Any]]:
     """Train one (variant, seed) and measure it; inflated variants need the seed's trained 2D model."""
     torch.manual_seed(seed)
