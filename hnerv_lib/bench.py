@@ -33,8 +33,8 @@ from hnerv_lib.utils.precision import cpu_model
 # (model, profile) -> training preset; the cpu pair are the configurations measured with the
 # original HNeRV code and the research fork's patch trainer on this machine kind (anchors.md).
 BENCH_PRESETS = {
-    ("full", "smoke"): "smoke",
-    ("patch", "smoke"): "patch-smoke",
+    ("full", "smoke"): "hnerv-tiny",
+    ("patch", "smoke"): "patch-tiny",
     ("full", "cpu"): "hnerv-cpu-orig",
     ("patch", "cpu"): "patch-cpu-fork",
     ("full", "paper"): "paper-hnerv-1.5m",

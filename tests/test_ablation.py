@@ -12,7 +12,7 @@ from hnerv_lib.train.config import get_train_preset
 from hnerv_lib.models import get_preset
 from hnerv_lib.report.params import AblationParams
 
-BASE = get_train_preset("smoke")
+BASE = get_train_preset("hnerv-tiny")
 
 
 def _ids(base, ablation):
@@ -32,8 +32,8 @@ def test_every_group_and_value_becomes_a_variant():
 
 
 def test_coinciding_variants_share_one_run():
-    base = AblationParams(profile="smoke", size=[32, 64], every=11, first_frames=12, full_model="smoke",
-                          patch_model="patch-smoke", ablate_epochs=6, clip_weight=0.2, loss="Fusion6",
+    base = AblationParams(profile="smoke", size=[32, 64], every=11, first_frames=12, full_model="hnerv-tiny",
+                          patch_model="patch-tiny", ablate_epochs=6, clip_weight=0.2, loss="Fusion6",
                           clip_warmup_frac=1 / 6).base_config("full")
     ids = _ids(base, Ablation())
     assert ids["predict_clip", "on, lambda 0"] == ids["clip_weight", "0.0"]
@@ -44,12 +44,12 @@ def test_coinciding_variants_share_one_run():
 
 
 def test_warmup_fractions_scale_with_the_epochs():
-    cfg = replace(get_train_preset("smoke"), epochs=300)
+    cfg = replace(get_train_preset("hnerv-tiny"), epochs=300)
     warm = [v.apply(cfg).clip_warmup_epochs for v in Ablation(groups=("warmup",)).variants(cfg)]
     assert warm == [0, 50, 100]  # the seeds' 0 / 50 / 100 of 300
 
 
-@pytest.mark.parametrize("preset", ["smoke", "patch-smoke", "hnerv-quick"])
+@pytest.mark.parametrize("preset", ["hnerv-tiny", "patch-tiny", "hnerv-quick"])
 def test_size_factors_scale_the_decoder(preset):
     base = decoder_params(get_preset(preset))
     assert fc_dim_for_factor(preset, 1.0) == get_preset(preset).fc_dim
@@ -64,7 +64,7 @@ def test_bad_ablation_values_are_named():
     with pytest.raises(ValueError, match="warm-up fractions must lie in \\[0, 1\\]; got \\[1.5\\]"):
         Ablation(warmup_fracs=(1.5,))
     with pytest.raises(ValueError, match="size factor must be > 0; got 0"):
-        fc_dim_for_factor("smoke", 0)
+        fc_dim_for_factor("hnerv-tiny", 0)
 
 
 def test_pareto_front_keeps_exactly_the_undominated_points():
@@ -88,7 +88,7 @@ def _fake_train(calls):
 def test_sweep_trains_each_distinct_run_once_isolates_failures_and_reuses(tmp_path):
     calls = []
     ab = Ablation(groups=("clip_weight", "loss"), clip_weights=(0.0, 0.2, 1.0), losses=("L2", "L1", "Fusion6"))
-    base = get_train_preset("smoke")
+    base = get_train_preset("hnerv-tiny")
     bases = {"full": base}
     res = run_ablation(bases, ab, tmp_path, train_fn=_fake_train(calls), progress=False)
     assert len(calls) == len(set(calls)) == len(set(_ids(base, ab).values()))

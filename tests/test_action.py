@@ -18,7 +18,7 @@ from hnerv_lib.studies.tubelets.train import TrainSpec, fit
 from hnerv_lib.train.checkpoint import CheckpointMismatch
 from hnerv_lib.data.video import DataError
 
-SMOKE = get_preset("smoke")  # 32 x 32 frames, P = 8: 16 spatial tokens, width 16
+SMOKE = get_preset("vit-tiny")  # 32 x 32 frames, P = 8: 16 spatial tokens, width 16
 
 
 def tiny(t: int = 1, frames: int = 8, **kw) -> LSViTForAction:
@@ -63,7 +63,7 @@ def test_preset_parameter_counts_are_pinned():
     for name, cfg in PRESETS.items():
         with torch.device("meta"):
             counts[name] = trainable_params(LSViTForAction(cfg, num_frames=16 if name == "vit-b" else 8))
-    assert counts == {"vit-b": 88362640, "tiny": 120770, "smoke": 7426}
+    assert counts == {"vit-b": 88362640, "tiny": 120770, "vit-tiny": 7426}
 
 
 # --- errors ------------------------------------------------------------------------------------------
@@ -332,7 +332,7 @@ def test_verdict_is_written_from_the_numbers():
 # --- command line ------------------------------------------------------------------------------------
 
 def test_cli_train_infer_round_trip_and_embedding_mismatch(tmp_path, smoke_cache, monkeypatch, capsys):
-    common = ["--epochs", "1", "--videos", "bunny", "--crops", "1", "--preset", "smoke", "--cache_dir", str(smoke_cache)]
+    common = ["--epochs", "1", "--videos", "bunny", "--crops", "1", "--preset", "vit-tiny", "--cache_dir", str(smoke_cache)]
     assert main(["train", "--num_frames", "8", "--out", str(tmp_path / "r2d"), *common]) == 0
     ckpt, data = tmp_path / "r2d" / "model.pt", tmp_path / "r2d" / "data"
     assert (data / "train" / "clips.pt").is_file() and (tmp_path / "r2d" / "summary.json").is_file()

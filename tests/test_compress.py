@@ -18,7 +18,7 @@ from hnerv_lib.eval.metrics import psnr
 from hnerv_lib.models import build_model, count_params, get_preset
 
 T, HW = 6, (32, 64)
-PRESETS = {"hnerv": ("smoke", {}), "nerv": ("smoke", {"kind": "nerv", "fc_hw": (2, 4)}), "patch": ("patch-smoke", {})}
+PRESETS = {"hnerv": ("hnerv-tiny", {}), "nerv": ("hnerv-tiny", {"kind": "nerv", "fc_hw": (2, 4)}), "patch": ("patch-tiny", {})}
 KINDS = tuple(PRESETS)
 # Random-init RGB heads give near-constant grey frames (std ~0.02), where any quantiser looks
 # perfect; x10 gives frames with std ~0.15-0.3, closer to real video contrast.

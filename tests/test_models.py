@@ -22,7 +22,7 @@ def _seed() -> None:
 
 @pytest.mark.parametrize("predict_clip", [True, False])
 def test_hnerv_shapes(predict_clip: bool) -> None:
-    model = build_model(get_preset("smoke", predict_clip=predict_clip))
+    model = build_model(get_preset("hnerv-tiny", predict_clip=predict_clip))
     out = model(torch.rand(2, 3, 32, 64))
     assert out["rgb"].shape == (2, 3, 32, 64)
     assert 0 <= out["rgb"].min() and out["rgb"].max() <= 1
@@ -44,7 +44,7 @@ def test_nerv_shapes(predict_clip: bool) -> None:
 
 @pytest.mark.parametrize("predict_clip", [True, False])
 def test_patch_shapes(predict_clip: bool) -> None:
-    model = build_model(get_preset("patch-smoke", predict_clip=predict_clip))
+    model = build_model(get_preset("patch-tiny", predict_clip=predict_clip))
     out = model(torch.rand(4, 3))
     assert out["rgb"].shape == (4, 3, 16, 16)
     assert (out["clip"].shape == (4, 512)) if predict_clip else out["clip"] is None
@@ -58,7 +58,7 @@ def test_cpu_reference_presets_run_at_their_size() -> None:
 
 
 def test_decode_of_embed_is_forward_and_takes_a_quantised_embedding() -> None:
-    model = build_model("smoke").eval()
+    model = build_model("hnerv-tiny").eval()
     frames = torch.rand(2, 3, 32, 64)
     with torch.no_grad():
         embedding = model.embed(frames)
@@ -66,17 +66,17 @@ def test_decode_of_embed_is_forward_and_takes_a_quantised_embedding() -> None:
         assert model.decode(embedding.round())["rgb"].shape == (2, 3, 32, 64)
 
 
-@pytest.mark.parametrize("name", ["smoke", "patch-smoke"])
+@pytest.mark.parametrize("name", ["hnerv-tiny", "patch-tiny"])
 def test_every_parameter_gets_a_gradient(name: str) -> None:
     model = build_model(name)
-    out = model(torch.rand(2, 3, 32, 64) if name == "smoke" else torch.rand(2, 3))
+    out = model(torch.rand(2, 3, 32, 64) if name == "hnerv-tiny" else torch.rand(2, 3))
     (out["rgb"].mean() + out["clip"].mean()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
 def test_clip_outputs_are_unit_norm() -> None:
-    clip_map = build_model("smoke")(torch.rand(2, 3, 32, 64))["clip"]
-    clip_vec = build_model("patch-smoke")(torch.rand(3, 3))["clip"]
+    clip_map = build_model("hnerv-tiny")(torch.rand(2, 3, 32, 64))["clip"]
+    clip_vec = build_model("patch-tiny")(torch.rand(3, 3))["clip"]
     torch.testing.assert_close(clip_map.norm(dim=1), torch.ones(2, 8, 16))
     torch.testing.assert_close(clip_vec.norm(dim=1), torch.ones(3))
 
@@ -164,8 +164,8 @@ def test_config_json_round_trip(name: str) -> None:
         (lambda: FullFrameConfig(ks=(0, 2, 5)), "odd"),
         (lambda: PatchConfig(patch_hw=(64, 64)), "patch_hw"),
         (lambda: config_from_dict({"kind": "mlp"}), "kind"),
-        (lambda: get_preset("hnerv-9m"), "known presets: smoke"),
-        (lambda: get_preset("smoke", fc=3), "unknown override"),
+        (lambda: get_preset("hnerv-9m"), "known presets: hnerv-tiny"),
+        (lambda: get_preset("hnerv-tiny", fc=3), "unknown override"),
         (lambda: fc_dim_for_size(FullFrameConfig(), 1e4, 132), "no decoder budget"),
     ],
 )
@@ -176,11 +176,11 @@ def test_bad_configs_raise_clear_errors(build, message: str) -> None:
 
 def test_model_input_errors() -> None:
     with pytest.raises(ValueError, match="frames of shape"):
-        build_model("smoke")(torch.rand(1, 3, 64, 64))
+        build_model("hnerv-tiny")(torch.rand(1, 3, 64, 64))
     with pytest.raises(ValueError, match="coordinates"):
-        build_model("patch-smoke")(torch.rand(2, 2))
+        build_model("patch-tiny")(torch.rand(2, 2))
     with pytest.raises(ValueError, match="unknown part"):
-        count_params(build_model("smoke"), "head")
+        count_params(build_model("hnerv-tiny"), "head")
 
 
 # fc_dim from an independent re-run of HNeRV's np.roots formula (train_nerv_all.py) on these configs
@@ -204,7 +204,7 @@ def test_size_targeting_matches_hnerv_and_lands_near_the_target(name: str) -> No
 
 # total parameters (encoder + decoder + RGB head + CLIP head) of every preset, pinned
 PRESET_PARAMS = {
-    "smoke": 71_505,
+    "hnerv-tiny": 71_505,
     "hnerv-0.35m": 618_990,
     "hnerv-0.75m": 1_025_416,
     "hnerv-1.5m": 1_794_436,
@@ -212,7 +212,7 @@ PRESET_PARAMS = {
     "nerv-1.5m": 1_507_868,
     "hnerv-cpu-orig": 1_648_967,
     "hnerv-quick": 482_132,
-    "patch-smoke": 58_470,
+    "patch-tiny": 58_470,
     "patch-comparable": 2_183_676,
     "patch-balanced": 8_266_181,
     "patch-standard": 14_563_891,

@@ -40,7 +40,7 @@ class Oracle(nn.Module):
 
 def _task(frames_u8, targets=None):
     windows = GRID.windows(FRAME_HW)
-    return PatchTask(get_preset("patch-smoke"), frames_u8.float() / 255, targets, windows, [0, 1], "L2")
+    return PatchTask(get_preset("patch-tiny"), frames_u8.float() / 255, targets, windows, [0, 1], "L2")
 
 
 def test_seam_metric_on_a_known_band():
@@ -108,7 +108,7 @@ def test_per_patch_table_shape_and_scores():
     targets = F.normalize(torch.randn(5, 8, 512), dim=-1)
     task, split = _task(frames, targets), Split(2, 2, 3).indices(5)  # train 0, 1, 3, 4; val 2
     torch.manual_seed(0)
-    net = build_model(get_preset("patch-smoke"))
+    net = build_model(get_preset("patch-tiny"))
     df = PE.per_patch_table(task, net, split)
     assert len(df) == 5 * 8 and list(df.columns) == ["frame", "patch", "row", "col", "split", "psnr", "clip_sim"]
     assert df.groupby("frame").size().eq(8).all() and (df["row"] * 4 + df["col"]).equals(df["patch"])

@@ -125,7 +125,7 @@ def test_shipped_profiles_use_auto():
 
 
 def test_run_identity_uses_the_resolved_precision(fresh_memo, monkeypatch):
-    cfg = get_train_preset("smoke")  # precision auto, channels_last auto
+    cfg = get_train_preset("hnerv-tiny")  # precision auto, channels_last auto
     monkeypatch.setattr(P, "measure_cpu", lambda *a, **k: FAST_BF16)
     monkeypatch.setattr(P, "probe_cpu", lambda *a, **k: FAST_BF16)
     assert cfg.resolved() == replace(cfg, precision="bf16", channels_last=True)
@@ -137,7 +137,7 @@ def test_run_identity_uses_the_resolved_precision(fresh_memo, monkeypatch):
 
 def test_a_run_records_its_choice_and_reason(tmp_path, smoke_cache, fresh_memo, monkeypatch):
     monkeypatch.setattr(P, "probe_cpu", lambda *a, **k: SLOW_BF16)
-    cfg = replace(get_train_preset("smoke"), epochs=1)
+    cfg = replace(get_train_preset("hnerv-tiny"), epochs=1)
     summary = train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
     assert (summary["precision"], summary["channels_last"]) == ("fp32", False)
     assert summary["precision_reason"] == P.choose(SLOW_BF16).reason

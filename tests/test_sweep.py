@@ -23,7 +23,7 @@ VARIANTS = [variant("clip_weight", w, clip_weight=w) for w in (0.0, 0.2, 0.5, 1.
 
 def test_failure_is_recorded_and_the_sweep_goes_on(tmp_path):
     calls = []
-    res = run_sweep(get_train_preset("smoke"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
+    res = run_sweep(get_train_preset("hnerv-tiny"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
     assert calls == [0.0, 0.2, 0.5, 1.0]
     assert res.set_index("label")["status"].to_dict() == {"0.0": "trained", "0.2": "trained", "0.5": "failed", "1.0": "trained"}
     bad = failures(res)
@@ -34,15 +34,15 @@ def test_failure_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 def test_finished_runs_are_reused_and_failed_ones_retried(tmp_path):
     calls = []
-    run_sweep(get_train_preset("smoke"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
+    run_sweep(get_train_preset("hnerv-tiny"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
     calls.clear()
-    res = run_sweep(get_train_preset("smoke"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
+    res = run_sweep(get_train_preset("hnerv-tiny"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
     assert calls == [0.5]  # only the failed configuration runs again
     assert (res["status"] == "reused").sum() == 3
 
 
 def test_shards_partition_the_sweep(tmp_path):
-    base = get_train_preset("smoke")
+    base = get_train_preset("hnerv-tiny")
     ids = [v.apply(base).run_id() for v in VARIANTS]
     owners = [[i for i in range(3) if in_shard(r, (i, 3))] for r in ids]
     assert all(len(o) == 1 for o in owners)
@@ -56,5 +56,5 @@ def test_shards_partition_the_sweep(tmp_path):
 
 
 def test_model_field_variants():
-    cfg = variant("size", "wide", model__fc_dim=32).apply(get_train_preset("smoke"))
+    cfg = variant("size", "wide", model__fc_dim=32).apply(get_train_preset("hnerv-tiny"))
     assert cfg.model_config().fc_dim == 32

@@ -14,7 +14,7 @@ from hnerv_lib.train import families as tasks
 from hnerv_lib.train.config import TrainConfig, apply_overrides, get_train_preset, list_presets
 from hnerv_lib.train.trainer import TrainingDiverged, prepare, run, train
 
-PRESETS = ["smoke", "patch-smoke"]
+PRESETS = ["hnerv-tiny", "patch-tiny"]
 
 
 def _cfg(name, **kw):
@@ -44,7 +44,7 @@ def test_smoke_run_writes_its_files_and_learns(tmp_path, smoke_cache, name):
 
 
 def test_no_validation_metric_over_zero_frames(tmp_path, smoke_cache):
-    summary = train(_cfg("smoke", epochs=1, split=(9, 10, 10)), tmp_path, cache_dir=smoke_cache, progress=False)
+    summary = train(_cfg("hnerv-tiny", epochs=1, split=(9, 10, 10)), tmp_path, cache_dir=smoke_cache, progress=False)
     assert "psnr_train" in summary and not any(k.endswith("_val") for k in summary)
     assert "psnr_val" not in pd.read_csv(tmp_path / "metrics.csv").columns
 
@@ -62,7 +62,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, smoke_cache, name):
 
 
 def test_finished_run_is_reused_not_retrained(tmp_path, smoke_cache, monkeypatch):
-    cfg = _cfg("smoke", epochs=1)
+    cfg = _cfg("hnerv-tiny", epochs=1)
     first = run(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
     monkeypatch.setattr("hnerv_lib.train.trainer.train", lambda *a, **k: pytest.fail("retrained a finished run"))
     assert run(cfg, tmp_path) == first
@@ -70,7 +70,7 @@ def test_finished_run_is_reused_not_retrained(tmp_path, smoke_cache, monkeypatch
 
 
 def test_checkpoint_round_trip_rebuilds_without_flags(tmp_path, smoke_cache):
-    cfg = _cfg("smoke", epochs=2)
+    cfg = _cfg("hnerv-tiny", epochs=2)
     train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
     model, cfg2 = ck.load_checkpoint(tmp_path / "checkpoint.pt")
     assert cfg2 == cfg and not model.training
@@ -83,17 +83,17 @@ def test_checkpoint_round_trip_rebuilds_without_flags(tmp_path, smoke_cache):
 
 
 def test_wrong_checkpoint_names_both_models(tmp_path, smoke_cache):
-    train(_cfg("smoke", epochs=1), tmp_path, cache_dir=smoke_cache, progress=False)
-    other = prepare(_cfg("patch-smoke"), torch.device("cpu"), smoke_cache, progress=False).model
+    train(_cfg("hnerv-tiny", epochs=1), tmp_path, cache_dir=smoke_cache, progress=False)
+    other = prepare(_cfg("patch-tiny"), torch.device("cpu"), smoke_cache, progress=False).model
     with pytest.raises(ck.CheckpointMismatch, match=r"holds a hnerv model .* this run builds a patch model"):
         ck.load_weights(tmp_path / "checkpoint.pt", other)
-    wider = prepare(_cfg("smoke", model_overrides={"fc_dim": 32}), torch.device("cpu"), smoke_cache, progress=False).model
+    wider = prepare(_cfg("hnerv-tiny", model_overrides={"fc_dim": 32}), torch.device("cpu"), smoke_cache, progress=False).model
     with pytest.raises(ck.CheckpointMismatch, match=r"fc_dim 24.*fc_dim 32"):
         ck.load_weights(tmp_path / "checkpoint.pt", wider)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, smoke_cache, monkeypatch):
-    model = prepare(_cfg("smoke"), torch.device("cpu"), smoke_cache, progress=False).model
+    model = prepare(_cfg("hnerv-tiny"), torch.device("cpu"), smoke_cache, progress=False).model
 
     def broken_save(obj, f, *a, **k):
         Path(f).write_bytes(b"half a checkpoint")
@@ -106,7 +106,7 @@ def test_checkpoint_write_is_atomic(tmp_path, smoke_cache, monkeypatch):
 
 
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp_path, smoke_cache, monkeypatch):
-    cfg = _cfg("smoke", epochs=3)  # 8 train frames, batch 2: 4 steps per epoch
+    cfg = _cfg("hnerv-tiny", epochs=3)  # 8 train frames, batch 2: 4 steps per epoch
     real, calls = tasks.pixel_loss, []
 
     def poisoned(*a, **k):
@@ -121,16 +121,16 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp_p
 
 
 def test_same_config_same_numbers(tmp_path, smoke_cache):
-    cfg = _cfg("smoke", epochs=2)
+    cfg = _cfg("hnerv-tiny", epochs=2)
     a = train(cfg, tmp_path / "a", cache_dir=smoke_cache, progress=False)
     b = train(cfg, tmp_path / "b", cache_dir=smoke_cache, progress=False)
     assert a["psnr_train"] == b["psnr_train"] and a["final_loss"] == b["final_loss"]
 
 
 def test_overrides_and_presets():
-    cfg = apply_overrides(get_train_preset("smoke"), ["epochs=7", "model.fc_dim=32", "schedule.warmup=0.2", "loss=Fusion6"])
+    cfg = apply_overrides(get_train_preset("hnerv-tiny"), ["epochs=7", "model.fc_dim=32", "schedule.warmup=0.2", "loss=Fusion6"])
     assert cfg.epochs == 7 and cfg.model_config().fc_dim == 32 and cfg.schedule.warmup == 0.2 and cfg.loss == "Fusion6"
-    assert cfg.run_id() != get_train_preset("smoke").run_id()
+    assert cfg.run_id() != get_train_preset("hnerv-tiny").run_id()
     with pytest.raises(ValueError, match="unknown config key 'epoch'"):
         apply_overrides(cfg, ["epoch=3"])
     with pytest.raises(ValueError, match="unknown override keys"):
@@ -141,12 +141,12 @@ def test_overrides_and_presets():
 
 def test_model_size_must_match_the_video(tmp_path, smoke_cache):
     with pytest.raises(ValueError, match=r"outputs 160x320 frames but the video is 32x64"):
-        prepare(_cfg("smoke", model="hnerv-cpu-orig"), torch.device("cpu"), smoke_cache, progress=False)
+        prepare(_cfg("hnerv-tiny", model="hnerv-cpu-orig"), torch.device("cpu"), smoke_cache, progress=False)
 
 
 def test_two_process_ddp_matches_one_process(tmp_path, smoke_cache):
     """torchrun --nproc_per_node=2 (gloo on CPU) vs 1 process: same data, same global batch."""
-    args = ["-m", "hnerv_lib.train", "--preset", "smoke", "--set", "epochs=3", "--set", "threads=1",
+    args = ["-m", "hnerv_lib.train", "--preset", "hnerv-tiny", "--set", "epochs=3", "--set", "threads=1",
             "--cache-dir", str(smoke_cache)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
@@ -166,7 +166,7 @@ def test_compressed_file_scores_like_the_model(tmp_path, smoke_cache):
     from hnerv_lib.codec.decode import reconstructor
     from hnerv_lib.eval.frames import evaluate_frames, score_frames
 
-    cfg = _cfg("smoke", epochs=3)
+    cfg = _cfg("hnerv-tiny", epochs=3)
     train(cfg, tmp_path, cache_dir=smoke_cache, progress=False)
     s = prepare(cfg, torch.device("cpu"), smoke_cache, progress=False)
     ck.load_weights(tmp_path / "checkpoint.pt", s.model)
@@ -181,7 +181,7 @@ def test_compressed_file_scores_like_the_model(tmp_path, smoke_cache):
 
 def test_bf16_autocast_keeps_the_ssim_loss_finite(smoke_cache):
     """Fusion6's SSIM term is computed in fp32 even under bf16 autocast (it went -inf in bf16)."""
-    s = prepare(_cfg("patch-smoke", precision="bf16", loss="Fusion6"), torch.device("cpu"), smoke_cache, progress=False)
+    s = prepare(_cfg("patch-tiny", precision="bf16", loss="Fusion6"), torch.device("cpu"), smoke_cache, progress=False)
     items = torch.arange(8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = s.task.step_loss(s.model, items, 0.2)
@@ -191,7 +191,7 @@ def test_bf16_autocast_keeps_the_ssim_loss_finite(smoke_cache):
     assert perfect.total.item() == pytest.approx(0.0, abs=1e-2)  # bf16-rounded input, fp32 loss
 
 
-@pytest.mark.parametrize("preset", ["smoke", "patch-smoke"])
+@pytest.mark.parametrize("preset", ["hnerv-tiny", "patch-tiny"])
 def test_reconstruct_in_batches_equals_one_pass(preset):
     from hnerv_lib.data import geometry as G
     from hnerv_lib.models import build_model, get_preset

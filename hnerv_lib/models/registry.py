@@ -38,7 +38,7 @@ def _hnerv_paper(size_m: float) -> Callable[[], FullFrameConfig]:
     return lambda: _sized(FullFrameConfig(kind="hnerv"), size_m * 1e6)
 
 
-def _smoke() -> FullFrameConfig:
+def _hnerv_tiny() -> FullFrameConfig:
     """Tiny HNeRV on 32x64 frames (2x4 embedding) with the CLIP head: seconds on a CPU."""
     return FullFrameConfig(
         kind="hnerv", frame_hw=(32, 64), enc_strides=(4, 2, 2), enc_dim=16, embed_ch=8,
@@ -74,7 +74,7 @@ def _patch(fc_dim: int, **kw: Any) -> Callable[[], PatchConfig]:
 
 
 PRESETS: dict[str, Callable[[], ModelConfig]] = {
-    "smoke": _smoke,
+    "hnerv-tiny": _hnerv_tiny,
     "hnerv-0.35m": _hnerv_paper(0.35),
     "hnerv-0.75m": _hnerv_paper(0.75),
     "hnerv-1.5m": _hnerv_paper(1.5),
@@ -82,8 +82,8 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "nerv-1.5m": _nerv_paper,
     "hnerv-cpu-orig": _hnerv_cpu_orig,
     "hnerv-quick": _hnerv_quick,
-    # patch models; smoke at the smoke profile (32x64 -> 16x16 patches), the series at 640x1280
-    "patch-smoke": _patch(16, patch_hw=(16, 16), dec_strides=(2, 2, 2), lower_width=4),
+    # patch models; patch-tiny at the smoke profile (32x64 -> 16x16 patches), the series at 640x1280
+    "patch-tiny": _patch(16, patch_hw=(16, 16), dec_strides=(2, 2, 2), lower_width=4),
     # 64x128 in 2x4 -> 32x32 patches; fc_dim 56 gives ~0.47M params, the size of hnerv-quick (0.48M)
     "patch-quick": _patch(56, patch_hw=(32, 32), dec_strides=(4, 2, 2)),
     "patch-comparable": _patch(96, **PAPER_PATCH),

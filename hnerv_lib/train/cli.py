@@ -17,7 +17,7 @@ from hnerv_lib.train.trainer import _dist_env, train
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI: ``python -m hnerv_lib.train --preset NAME --set key=value ...``."""
     ap = argparse.ArgumentParser(prog="python -m hnerv_lib.train", description="Train (or resume) one run: the one trainer for every model.")
-    ap.add_argument("--preset", default="smoke", help="training preset (hnerv_lib.train.config.list_presets())")
+    ap.add_argument("--preset", default="hnerv-tiny", help="training preset (hnerv_lib.train.config.list_presets())")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     ap.add_argument("--run-root", default="runs")
     ap.add_argument("--run-dir", default=None, help="explicit run directory (default: run-root/<config hash>)")

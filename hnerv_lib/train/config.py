@@ -42,7 +42,7 @@ class TrainConfig:
     teacher_pretrained: Optional[str] = None  # None = random init (seeded); "openai"; "auto"
     teacher_seed: int = 0  # seed of a random-init teacher
     # --- model --------------------------------------------------------------------------------
-    model: str = "smoke"  # model preset name (hnerv_lib.models.list_presets())
+    model: str = "hnerv-tiny"  # model preset name (hnerv_lib.models.list_presets())
     model_overrides: dict = field(default_factory=dict)  # e.g. {"predict_clip": False, "fc_dim": 64}
     # --- optimisation -------------------------------------------------------------------------
     epochs: int = 4  # passes over the training frames (paper: 300)
@@ -164,8 +164,8 @@ _CPU_DATA = dict(size=(160, 320), every=1)
 _PAPER_DATA = dict(size=(640, 1280), every=1, device="cuda")
 
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
-    "smoke": lambda: TrainConfig(model="smoke", **_SMOKE_DATA),
-    "patch-smoke": lambda: TrainConfig(model="patch-smoke", batch_size=8, loss="Fusion6", **_SMOKE_DATA),
+    "hnerv-tiny": lambda: TrainConfig(model="hnerv-tiny", **_SMOKE_DATA),
+    "patch-tiny": lambda: TrainConfig(model="patch-tiny", batch_size=8, loss="Fusion6", **_SMOKE_DATA),
     # the original HNeRV code's CPU measurement (anchors.md): 1.46M params, batch 2, L2, all frames train
     "hnerv-cpu-orig": lambda: TrainConfig(
         model="hnerv-cpu-orig", model_overrides={"predict_clip": False}, split=(1, 1, 1), epochs=30,

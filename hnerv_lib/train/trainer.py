@@ -1,7 +1,7 @@
 """The one trainer for every model: ``train(cfg, run_dir) -> summary``, plus a thin CLI.
 
-    python -m hnerv_lib.train --preset smoke --set epochs=8 --set clip_weight=0.5
-    torchrun --nproc_per_node=2 -m hnerv_lib.train --preset smoke      # DDP (gloo on CPU, NCCL on GPU)
+    python -m hnerv_lib.train --preset hnerv-tiny --set epochs=8 --set clip_weight=0.5
+    torchrun --nproc_per_node=2 -m hnerv_lib.train --preset hnerv-tiny # DDP (gloo on CPU, NCCL on GPU)
 
 A run directory holds ``config.json``, ``metrics.csv`` (one row per epoch), ``frames.csv`` (per-frame
 metrics of the last evaluation), ``checkpoint.pt`` (latest, resumable) and ``summary.json`` (written

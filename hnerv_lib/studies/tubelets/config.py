@@ -82,7 +82,7 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     "vit-b": ModelConfig(),  # ViT-B/16 on 16 x 224 x 224 clips: the seed's and ViViT's setting
     "tiny": ModelConfig(image_size=32, patch_size=8, width=64, depth=2, heads=4, num_classes=2),  # CPU arrow of time
-    "smoke": ModelConfig(image_size=32, patch_size=8, width=16, depth=1, heads=2, mlp_ratio=2.0, num_classes=2),  # tests
+    "vit-tiny": ModelConfig(image_size=32, patch_size=8, width=16, depth=1, heads=2, mlp_ratio=2.0, num_classes=2),  # tests
 }
 
 
