@@ -9,7 +9,7 @@ import torch
 
 from hnerv_lib.studies.tubelets.cli import main
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet, arrow_of_time, crop_lefts, time_regions, window_starts
-from hnerv_lib.studies.tubelets.config import PRESETS, ConfigError, ModelConfig, from_env, get_preset, token_grid
+from hnerv_lib.studies.tubelets.config import PRESETS, ConfigError, ViTConfig, from_env, get_preset, token_grid
 from hnerv_lib.studies.tubelets.inflate import average_positions, inflate, inflate_patch_weight
 from hnerv_lib.studies.tubelets.measure import flops_per_clip, peak_tensor_mb, scale_table, t_interval
 from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params, load_checkpoint, load_weights, save_checkpoint
@@ -34,7 +34,7 @@ def clip(batch: int = 2, frames: int = 8) -> torch.Tensor:
 
 @pytest.mark.parametrize("t, tokens", [(1, 3136), (2, 1568), (4, 784)])
 def test_seed_token_counts_as_the_model_produces_them(t, tokens):
-    cfg = ModelConfig(use_3d_patch_embed=t > 1, tubelet_size=t)  # ViT-B/16, 224 x 224
+    cfg = ViTConfig(use_3d_patch_embed=t > 1, tubelet_size=t)  # ViT-B/16, 224 x 224
     with torch.device("meta"):
         model = LSViTForAction(cfg, num_frames=16)
         out = model.embed(torch.empty(1, 16, 3, 224, 224))
@@ -127,8 +127,8 @@ def test_env_optional_none_and_base():
 @pytest.mark.parametrize("env, message", [
     ({"APPCONFIG__TUBELET_SIZE": "two"}, "APPCONFIG__TUBELET_SIZE='two' is not a valid int"),
     ({"APPCONFIG__USE_3D_PATCH_EMBED": "maybe"}, "APPCONFIG__USE_3D_PATCH_EMBED='maybe' is not a boolean"),
-    ({"APPCONFIG__TUBLET_SIZE": "2"}, "APPCONFIG__TUBLET_SIZE names no ModelConfig field"),
-    ({"APPCONFIG__PATCH_SIZE": "0"}, r"ModelConfig.patch_size must be an int >= 1; got 0 \(from environment"),
+    ({"APPCONFIG__TUBLET_SIZE": "2"}, "APPCONFIG__TUBLET_SIZE names no ViTConfig field"),
+    ({"APPCONFIG__PATCH_SIZE": "0"}, r"ViTConfig.patch_size must be an int >= 1; got 0 \(from environment"),
 ])
 def test_env_errors_name_variable_and_value(monkeypatch, env, message):
     for key, value in env.items():

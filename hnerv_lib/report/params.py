@@ -24,7 +24,7 @@ from hnerv_lib.data.teacher import TeacherSpec
 from hnerv_lib.data.video import VideoSpec
 from hnerv_lib.studies.ablation import Ablation
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime
-from hnerv_lib.studies.tubelets.config import ModelConfig
+from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.study import Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
 from hnerv_lib.train.config import TrainConfig, legacy_bf16
@@ -206,7 +206,7 @@ class TubeletParams(ReportParams):
     def study(self):
         """The typed Study (data, 2D base model, training, seeds) these parameters describe."""
 
-        model = ModelConfig(image_size=self.tube_size, patch_size=self.tube_patch, width=self.tube_width,
+        model = ViTConfig(image_size=self.tube_size, patch_size=self.tube_patch, width=self.tube_width,
                             depth=self.tube_depth, heads=self.tube_heads, num_classes=2)
         train = TrainSpec(epochs=self.tube_epochs, batch_size=self.tube_batch, lr=self.tube_lr, device=self.device)
         return Study(self.arrow_spec(), model, train, self.tube_finetune_epochs, tuple(range(self.tube_seeds)))

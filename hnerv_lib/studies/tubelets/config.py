@@ -2,7 +2,7 @@
 
     APPCONFIG__USE_3D_PATCH_EMBED=true APPCONFIG__TUBELET_SIZE=2 python -m hnerv_lib.action train ...
 
-Every field of ``ModelConfig`` can be set this way; the value is parsed by the field's type, and a
+Every field of ``ViTConfig`` can be set this way; the value is parsed by the field's type, and a
 value that does not parse, or a variable naming no field, is one ``ConfigError`` naming both.
 """
 
@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ViTConfig:
     """A ViT video classifier: 2D patches per frame (default) or 3D tubelets spanning frames."""
 
     use_3d_patch_embed: bool = False  # False: Conv2d per frame; True: Conv3d over (tubelet_size, P, P) cubes
@@ -43,16 +43,16 @@ class ModelConfig:
                      "num_classes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ModelConfig.{name} must be an int >= 1; got {value!r}")
+                raise ConfigError(f"ViTConfig.{name} must be an int >= 1; got {value!r}")
         if self.num_frames is not None and (isinstance(self.num_frames, bool) or not isinstance(self.num_frames, int)
                                             or self.num_frames < 1):
-            raise ConfigError(f"ModelConfig.num_frames must be None or an int >= 1; got {self.num_frames!r}")
+            raise ConfigError(f"ViTConfig.num_frames must be None or an int >= 1; got {self.num_frames!r}")
         if self.image_size % self.patch_size:
-            raise ConfigError(f"ModelConfig.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+            raise ConfigError(f"ViTConfig.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.width % self.heads:
-            raise ConfigError(f"ModelConfig.width {self.width} is not divisible by heads {self.heads}")
+            raise ConfigError(f"ViTConfig.width {self.width} is not divisible by heads {self.heads}")
         if not 0.0 <= self.dropout < 1.0 or self.mlp_ratio <= 0:
-            raise ConfigError(f"ModelConfig needs 0 <= dropout < 1 and mlp_ratio > 0; got dropout={self.dropout!r}, "
+            raise ConfigError(f"ViTConfig needs 0 <= dropout < 1 and mlp_ratio > 0; got dropout={self.dropout!r}, "
                               f"mlp_ratio={self.mlp_ratio!r}")
 
     @property
@@ -70,30 +70,30 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> ViTConfig:
         """Rebuild from ``to_dict``; an unknown key is an error naming it."""
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise ConfigError(f"unknown ModelConfig keys {unknown}")
+            raise ConfigError(f"unknown ViTConfig keys {unknown}")
         return cls(**data)
 
 
-# Named presets; a test pins each one's parameter count. Each knob's "why" is in ModelConfig above.
-PRESETS: dict[str, ModelConfig] = {
-    "vit-b": ModelConfig(),  # ViT-B/16 on 16 x 224 x 224 clips: the seed's and ViViT's setting
-    "tiny": ModelConfig(image_size=32, patch_size=8, width=64, depth=2, heads=4, num_classes=2),  # CPU arrow of time
-    "vit-tiny": ModelConfig(image_size=32, patch_size=8, width=16, depth=1, heads=2, mlp_ratio=2.0, num_classes=2),  # tests
+# Named presets; a test pins each one's parameter count. Each knob's "why" is in ViTConfig above.
+PRESETS: dict[str, ViTConfig] = {
+    "vit-b": ViTConfig(),  # ViT-B/16 on 16 x 224 x 224 clips: the seed's and ViViT's setting
+    "tiny": ViTConfig(image_size=32, patch_size=8, width=64, depth=2, heads=4, num_classes=2),  # CPU arrow of time
+    "vit-tiny": ViTConfig(image_size=32, patch_size=8, width=16, depth=1, heads=2, mlp_ratio=2.0, num_classes=2),  # tests
 }
 
 
-def get_preset(name: str) -> ModelConfig:
-    """A named ModelConfig; an unknown name lists the known ones."""
+def get_preset(name: str) -> ViTConfig:
+    """A named ViTConfig; an unknown name lists the known ones."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset {name!r}; known: {sorted(PRESETS)}")
     return PRESETS[name]
 
 
-def token_grid(cfg: ModelConfig, num_frames: Optional[int]) -> tuple[int, int, int]:
+def token_grid(cfg: ViTConfig, num_frames: Optional[int]) -> tuple[int, int, int]:
     """(temporal, height, width) token grid for clips of ``num_frames`` frames, or a ConfigError."""
     if num_frames is None:
         if cfg.use_3d_patch_embed:
@@ -128,18 +128,18 @@ def _parse(name: str, tp: Any, raw: str) -> Any:
         raise ConfigError(f"{name}={raw!r} is not a valid {tp.__name__}") from None
 
 
-def from_env(base: ModelConfig = ModelConfig(), environ: Optional[Mapping[str, str]] = None) -> ModelConfig:
+def from_env(base: ViTConfig = ViTConfig(), environ: Optional[Mapping[str, str]] = None) -> ViTConfig:
     """``base`` with every ``APPCONFIG__<FIELD>`` variable of ``environ`` (default os.environ) applied."""
     environ = os.environ if environ is None else environ
-    hints = typing.get_type_hints(ModelConfig)
+    hints = typing.get_type_hints(ViTConfig)
     overrides: dict[str, Any] = {}
     for key, raw in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in hints:
-            raise ConfigError(f"{key} names no ModelConfig field; known: "
-                              f"{sorted(ENV_PREFIX + f.name.upper() for f in fields(ModelConfig))}")
+            raise ConfigError(f"{key} names no ViTConfig field; known: "
+                              f"{sorted(ENV_PREFIX + f.name.upper() for f in fields(ViTConfig))}")
         overrides[name] = _parse(key, hints[name], raw)
     try:
         return replace(base, **overrides)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from hnerv_lib.studies.tubelets.config import ModelConfig
+from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params
 from hnerv_lib.utils.memory import peak_tensor_mb
 
@@ -50,7 +50,7 @@ def scale_table(frames: int = 16, image_size: int = 224, patch_size: int = 16, t
     """Tokens, params and GFLOPs of the ViT-B-sized model at 2D and each tubelet size, built on ``meta``."""
     rows = []
     for t in tubelets:
-        config = ModelConfig(use_3d_patch_embed=t > 1, tubelet_size=t, image_size=image_size, patch_size=patch_size, **cfg)
+        config = ViTConfig(use_3d_patch_embed=t > 1, tubelet_size=t, image_size=image_size, patch_size=patch_size, **cfg)
         with torch.device("meta"):
             model = LSViTForAction(config, num_frames=frames)
         rows.append({"embedding": config.embedding, "clip": f"{frames} x {image_size}x{image_size}, P={patch_size}",

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hnerv_lib import __version__
-from hnerv_lib.studies.tubelets.config import ConfigError, ModelConfig, token_grid
+from hnerv_lib.studies.tubelets.config import ConfigError, ViTConfig, token_grid
 from hnerv_lib.train.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointMismatch,
@@ -32,7 +32,7 @@ CHECKPOINT_KIND = "lsvit-action"  # tells these files apart from the HNeRV check
 class PatchEmbed(nn.Module):
     """Conv2d(k=s=P) on every frame, or Conv3d(k=s=(t, P, P)) on the clip; returns (B, N, D) tokens."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         p, t = cfg.patch_size, cfg.tubelet_size
         self.is_3d = cfg.use_3d_patch_embed
@@ -53,7 +53,7 @@ class PatchEmbed(nn.Module):
 class LSViTForAction(nn.Module):
     """Video ViT classifier; ``num_frames`` (or ``config.num_frames``) sizes its position table."""
 
-    def __init__(self, config: ModelConfig, num_frames: Optional[int] = None) -> None:
+    def __init__(self, config: ViTConfig, num_frames: Optional[int] = None) -> None:
         super().__init__()
         if num_frames is not None and config.num_frames is not None and num_frames != config.num_frames:
             raise ConfigError(f"num_frames={num_frames} contradicts config.num_frames={config.num_frames}")
@@ -107,12 +107,12 @@ def trainable_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def check_compatible(theirs: ModelConfig, ours: ModelConfig, path: str | Path) -> None:
+def check_compatible(theirs: ViTConfig, ours: ViTConfig, path: str | Path) -> None:
     """CheckpointMismatch naming both sides if a checkpoint's config cannot load into ``ours``."""
     if theirs.embedding != ours.embedding:
         raise CheckpointMismatch(f"checkpoint {path} has {theirs.embedding}, model expects {ours.embedding}")
     ignored = {"dropout"}  # training-only: the same weights serve any dropout
-    diff = [f.name for f in fields(ModelConfig) if f.name not in ignored and getattr(theirs, f.name) != getattr(ours, f.name)]
+    diff = [f.name for f in fields(ViTConfig) if f.name not in ignored and getattr(theirs, f.name) != getattr(ours, f.name)]
     if diff:
         pairs = ", ".join(f"{n}: checkpoint {getattr(theirs, n)!r} vs model {getattr(ours, n)!r}" for n in diff)
         raise CheckpointMismatch(f"checkpoint {path} does not fit the model ({pairs})")
@@ -126,16 +126,16 @@ def save_checkpoint(path: str | Path, model: LSViTForAction, extra: Optional[dic
     return Path(path)
 
 
-def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
+def read_config(path: str | Path) -> tuple[ViTConfig, dict[str, Any]]:
     """(config, raw payload) of an action checkpoint (weights_only load)."""
     payload = read_checkpoint(path)
     if payload.get("kind") != CHECKPOINT_KIND:
         raise CheckpointMismatch(f"{path} is not an action-model checkpoint (kind {payload.get('kind')!r}, "
                                  f"expected {CHECKPOINT_KIND!r})")
-    return ModelConfig.from_dict(payload["model_config"]), payload
+    return ViTConfig.from_dict(payload["model_config"]), payload
 
 
-def load_checkpoint(path: str | Path, expect: Optional[ModelConfig] = None) -> tuple[LSViTForAction, dict[str, Any]]:
+def load_checkpoint(path: str | Path, expect: Optional[ViTConfig] = None) -> tuple[LSViTForAction, dict[str, Any]]:
     """(model in eval mode, extra) rebuilt from the file alone; ``expect`` must then match its config."""
     cfg, payload = read_config(path)
     if expect is not None:

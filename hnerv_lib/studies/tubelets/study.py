@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet
-from hnerv_lib.studies.tubelets.config import ModelConfig
+from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.inflate import inflate
 from hnerv_lib.studies.tubelets.measure import (
     flops_per_clip,
@@ -52,7 +52,7 @@ class EmbeddingVariant:
         base = "2d" if self.tubelet_size == 1 else f"t{self.tubelet_size}"
         return f"{base}-{self.inflate}" if self.inflate else base
 
-    def config(self, base: ModelConfig) -> ModelConfig:
+    def config(self, base: ViTConfig) -> ViTConfig:
         """``base`` with this variant's patch embedding."""
         if self.tubelet_size == 1:
             return replace(base, use_3d_patch_embed=False)
@@ -72,7 +72,7 @@ class Study:
     """Everything that decides the study's numbers."""
 
     data: ArrowOfTime
-    model: ModelConfig  # the 2D base; each variant swaps the patch embedding
+    model: ViTConfig  # the 2D base; each variant swaps the patch embedding
     train: TrainSpec
     finetune_epochs: int  # epochs of the inflated variants, on top of their 2D model's
     seeds: tuple[int, ...] = (0, 1, 2)
