@@ -106,3 +106,10 @@ def test_the_checker_catches_a_planted_violation(tmp_path, source, expected):
     (pkg / "data" / "bad.py").write_text(source)
     found = violations(pkg)
     assert len(found) == 1 and expected in found[0], found
+
+
+def test_tests_mirror_the_package_folders():
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
+    assert folders <= set(RANK), f"test folders with no package folder: {sorted(folders - set(RANK))}"
+    assert set(RANK) <= folders, f"package folders without tests: {sorted(set(RANK) - folders)}"

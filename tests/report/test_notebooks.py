@@ -11,7 +11,7 @@ import pytest
 from hnerv_lib.report.params import DEPRECATED, NOTEBOOK_PARAMS
 from hnerv_lib.report.runner import NotebookFailed, ReportRun, run_report
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
