@@ -9,7 +9,8 @@ enforces it, and forbids function-local ``hnerv_lib`` imports that would hide a 
 ``data/``     video (decode + frame cache), split (the ``X_Y_Z`` frame split), geometry (patch
               windows, centres, stitching), teacher (which open_clip model, built once),
               targets (CLIP targets of exactly each patch's pixels, cached)
-``models/``   config, blocks, heads, full_frame (HNeRV / NeRV), patch, sizing, registry (presets)
+``models/``   config, blocks, heads, full_frame (HNeRV / NeRV), patch, sizing, registry (presets,
+              scaling), decoding (any model -> frames: the one decoder behind evaluation and the codec)
 ``eval/``     metrics (PSNR, SSIM, MS-SSIM, cosine), frames (per-frame scores of a reconstructor),
               patches (patch-model seams, overlapped and continuous decoding), clip_probes (did it
               learn the targets?), search (text -> patches)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from hnerv_lib.codec.bitstream import load_compressed
 from hnerv_lib.codec.quantise import _int
 from hnerv_lib.data import geometry as G
-from hnerv_lib.models import sample_clip
+from hnerv_lib.models.decoding import clip_at_windows, decode_frames_of
 
 MP4_CODECS = ("libx264", "mpeg4")  # preferred first; this PyAV build has both
 
@@ -40,22 +40,9 @@ def _indices(indices: Any, count: int) -> Tensor:
 
 def _decode_batch(model: nn.Module, emb: Tensor | None, meta: dict[str, Any], ids: Tensor) -> dict[str, Any]:
     """Decode frames ``ids``: dict(rgb=(B, 3, H, W) in [0, 1], clip=map (full-frame), vectors (patch) or None)."""
-    count, hw = meta["num_frames"], tuple(meta["frame_hw"])
-    device = next(model.parameters()).device
-    if meta["kind"] == "hnerv":
-        out = model.decode(emb[ids].to(device))
-    elif meta["kind"] == "nerv":
-        out = model(G.frame_time(ids, count).to(device))
-    else:
-        windows = G.geometry_from_dict(meta["geometry"]).windows(hw)
-        coords = G.coords(ids, count, windows, hw).flatten(0, 1).to(device)
-        out = model(coords)
-        patches = out["rgb"].float().cpu()
-        rgb = G.stitch(patches.view(len(ids), len(windows), *patches.shape[1:]), windows, hw)
-        clip = out["clip"].float().cpu().view(len(ids), len(windows), -1) if out["clip"] is not None else None
-        return {"rgb": rgb.clamp(0, 1), "clip": clip}
-    clip = out["clip"].float().cpu() if out["clip"] is not None else None
-    return {"rgb": out["rgb"].float().cpu().clamp(0, 1), "clip": clip}
+    hw = tuple(meta["frame_hw"])
+    windows = G.geometry_from_dict(meta["geometry"]).windows(hw) if meta["kind"] == "patch" else None
+    return decode_frames_of(model, ids, meta["num_frames"], embeddings=emb, windows=windows, frame_hw=hw)
 
 
 @torch.no_grad()
@@ -85,8 +72,7 @@ def reconstructor(source: str | os.PathLike | Loaded, clip_sample: str = "center
         if clip is not None and clip.dim() == 4:  # a full-frame CLIP map: sample it at the patch centres
             if windows is None:
                 raise ValueError(f"{meta['path']} stores no patch geometry: pass grid= to compress()")
-            wh = torch.tensor([[w.width / hw[1], w.height / hw[0]] for w in windows])
-            clip = sample_clip(clip, G.centers(windows, hw), clip_sample, wh)
+            clip = clip_at_windows(clip, windows, hw, clip_sample)
         return out["rgb"], clip
 
     return decode

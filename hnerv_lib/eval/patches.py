@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hnerv_lib.data import geometry as G
+from hnerv_lib.models.decoding import decode_patch_frames
 from hnerv_lib.data.split import SplitIndices
 from hnerv_lib.data.targets import targets_for_windows
 from hnerv_lib.data.teacher import TeacherSpec
@@ -37,9 +38,7 @@ def decode_stitched(task, model: nn.Module, frame_ids: torch.Tensor, windows: Op
     was, out = _eval_mode(model), []
     for start in range(0, len(frame_ids), batch_frames):
         ids = frame_ids[start : start + batch_frames].cpu()
-        coords = G.coords(ids, task.num_frames, windows, task.frame_hw).to(task.frames.device)
-        patches, _ = task.decode_patches(model, coords)
-        out.append(G.stitch(patches.cpu(), windows, task.frame_hw, blend=blend))
+        out.append(decode_patch_frames(model, ids, task.num_frames, windows, task.frame_hw, blend)["rgb"])
     model.train(was)
     return torch.cat(out)
 

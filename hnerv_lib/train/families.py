@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from hnerv_lib.data import geometry as G
-from hnerv_lib.models import FullFrameConfig, PatchConfig, sample_clip
+from hnerv_lib.models import FullFrameConfig, PatchConfig
+from hnerv_lib.models.decoding import clip_at_windows, decode_frames_of, decode_patches
 from hnerv_lib.train.losses import clip_loss, pixel_loss
 
 
@@ -40,7 +41,6 @@ class _Task:
         self.train_frames = torch.as_tensor(train_frames, dtype=torch.long)
         self.loss_kind, self.clip_sample = loss, clip_sample
         self.num_frames, self.frame_hw = frames.shape[0], tuple(frames.shape[-2:])
-        self.centers = G.centers(windows, self.frame_hw).to(frames.device)
 
     @torch.no_grad()
     def reconstruct(self, model: nn.Module, frame_ids: torch.Tensor,
@@ -78,8 +78,6 @@ class FullFrameTask(_Task):
     def __init__(self, cfg: FullFrameConfig, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.cfg = cfg
-        h, w = self.frame_hw
-        self.window_wh = torch.tensor([[win.width / w, win.height / h] for win in self.windows]).to(self.frames.device)
 
     def num_items(self) -> int:
         """Items per epoch."""
@@ -91,7 +89,7 @@ class FullFrameTask(_Task):
     def _clip(self, out: dict) -> Optional[torch.Tensor]:
         if out["clip"] is None:
             return None
-        return sample_clip(out["clip"].float(), self.centers, self.clip_sample, self.window_wh)
+        return clip_at_windows(out["clip"].float(), self.windows, self.frame_hw, self.clip_sample)
 
     def step_loss(self, model: nn.Module, items: torch.Tensor, clip_weight: float) -> StepLoss:
         """Loss of a batch of item positions (into ``train_frames``)."""
@@ -102,8 +100,8 @@ class FullFrameTask(_Task):
         return self._combine(out["rgb"], self.frames[ids], pred_clip, true_clip, clip_weight)
 
     def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        out = model(self._inputs(frame_ids))
-        return out["rgb"].float().clamp(0, 1), self._clip(out)
+        out = decode_frames_of(model, frame_ids, self.num_frames, frames=self.frames)
+        return out["rgb"].to(self.frames.device), self._clip(out)
 
 
 class PatchTask(_Task):
@@ -133,18 +131,14 @@ class PatchTask(_Task):
         pred_clip = out["clip"] if clip_weight > 0 else None
         return self._combine(out["rgb"], self.patches[f, p], pred_clip, true_clip, clip_weight)
 
-    @torch.no_grad()
     def decode_patches(self, model: nn.Module, coords: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Any (B, N, 3) coordinates -> patches (B, N, 3, ph, pw) and CLIP vectors (B, N, D) or None."""
-        b, n = coords.shape[:2]
-        out = model(coords.reshape(b * n, 3))
-        rgb = out["rgb"].float().clamp(0, 1).reshape(b, n, *out["rgb"].shape[1:])
-        clip = out["clip"].float().reshape(b, n, -1) if out["clip"] is not None else None
-        return rgb, clip
+        return decode_patches(model, coords)
 
     def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        patches, clip = self.decode_patches(model, self.coords[frame_ids])
-        return G.stitch(patches.cpu(), self.windows, self.frame_hw).to(self.frames.device), clip
+        out = decode_frames_of(model, frame_ids, self.num_frames, windows=self.windows, frame_hw=self.frame_hw)
+        clip = out["clip"].to(self.frames.device) if out["clip"] is not None else None
+        return out["rgb"].to(self.frames.device), clip
 
 
 def make_task(model_cfg: FullFrameConfig | PatchConfig, *args, **kwargs) -> FullFrameTask | PatchTask:
