@@ -57,7 +57,7 @@ def decode_frames(source: str | os.PathLike | Loaded, indices: Any = None, batch
 
 
 def reconstructor(source: str | os.PathLike | Loaded, clip_sample: str = "center"):
-    """``ids -> (rgb, per-patch CLIP vectors or None)`` from a compressed file, for ``evaluate.score_frames``.
+    """``ids -> (rgb, per-patch CLIP vectors or None)`` from a compressed file, for ``eval.frames.score_frames``.
 
     Full-frame CLIP maps are read at the stored grid's patch centres (or averaged over the patch area).
     """
