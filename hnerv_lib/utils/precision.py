@@ -28,7 +28,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 import torch
 from torch import nn
@@ -197,10 +197,10 @@ def choose(times: dict[str, float], precision: str = "auto", channels_last: Chan
     p = precisions[0]
     if len(precisions) == 2 and ms("bf16", best_layout("bf16")) < (1 - MARGIN) * ms("fp32", best_layout("fp32")):
         p = "bf16"
-    chosen = Resolved(p, best_layout(p), "")
+    cl = best_layout(p)
     order = ("fp32", "fp32+CL", "bf16", "bf16+CL")  # fixed, whatever order the cache file kept
     shown = ", ".join(f"{k} {times[k]:.0f} ms" for k in order if k in times)
-    return Resolved(chosen.precision, chosen.channels_last, f"probe: {shown} -> {chosen.label()}")
+    return Resolved(p, cl, f"probe: {shown} -> {p}{'+CL' if cl else ''}")
 
 
 def resolve(precision: str = "auto", channels_last: ChannelsLast = "auto", device: torch.device | str = "cpu",
@@ -229,7 +229,7 @@ def describe(resolved: Resolved) -> dict[str, object]:
     return asdict(resolved)
 
 
-def forget_memo() -> Optional[int]:
+def forget_memo() -> int:
     """Drop the in-process memo (tests); returns how many entries it held."""
     n = len(_MEMO)
     _MEMO.clear()
