@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import torch
 
-from hnerv_lib.report.params import TrainingParams, load_profile
+from hnerv_lib.report.params import TrainingParams, from_namespace, load_profile
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.trainer import prepare, train
 from hnerv_lib.utils.memory import peak_rss_mb
@@ -103,8 +103,7 @@ def bench_precision(profile: str, steps: int = 10, warmup: int = 3, params_dir: 
     Says, on this machine, how far ``precision: auto`` (one probe network for every model) is from the
     fastest setting of the profile's own models.
     """
-    known = set(TrainingParams.__dataclass_fields__)
-    tp = TrainingParams(**{k: v for k, v in load_profile(profile, params_dir).items() if k in known})
+    tp = from_namespace(TrainingParams, load_profile(profile, params_dir))
     rows = []
     for family in ("full", "patch"):
         base = tp.train_config(family)

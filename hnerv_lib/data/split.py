@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from hnerv_lib.utils.parse import parse_value
+
 
 @dataclass(frozen=True)
 class Split:
@@ -33,11 +35,8 @@ class Split:
 
     @classmethod
     def parse(cls, text: str) -> "Split":
-        """Parse HNeRV's legacy ``"X_Y_Z"`` string (only at the edge: notebooks, CLI)."""
-        parts = str(text).split("_")
-        if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"split string must look like '6_6_10' (train_gap_period), got {text!r}")
-        return cls(*(int(p) for p in parts))
+        """Parse HNeRV's ``"X_Y_Z"`` spelling (or ``"[X, Y, Z]"``) with the project's one parser."""
+        return cls(*parse_value("split", text, tuple[int, int, int]))
 
     def legacy(self) -> str:
         """The ``X_Y_Z`` spelling, for captions that cite the original flags."""

@@ -2,7 +2,9 @@
 
 Every notebook has exactly one cell tagged ``parameters`` holding flat literals; the next cell calls
 ``from_namespace(XParams, globals())``. Papermill itself only *warns* on an unknown parameter, so the
-validation here fails on a name no notebook knows and on a value of the wrong type.
+validation here fails on a name no notebook knows, and every value goes through the project's one
+parser (``hnerv_lib.utils.parse``): a string (papermill ``-r``, ``-p`` words) is parsed as the field's
+type, anything else is checked against it.
 
 Profiles (``params/<profile>.yaml``) are flat too, and one file serves every notebook: a key that
 belongs to another notebook is ignored here, a key that belongs to none is an error.
@@ -10,11 +12,11 @@ belongs to another notebook is ignored here, a key that belongs to none is an er
 
 from __future__ import annotations
 
+import re
 import types
-import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import yaml
 
@@ -22,12 +24,14 @@ from hnerv_lib.data.geometry import Grid, Sliding
 from hnerv_lib.data.split import Split
 from hnerv_lib.data.teacher import TeacherSpec
 from hnerv_lib.data.video import VideoSpec
+from hnerv_lib.models import list_presets
 from hnerv_lib.studies.ablation import Ablation
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.study import Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
 from hnerv_lib.train.config import TrainConfig, legacy_bf16
+from hnerv_lib.utils.parse import ConfigError, Spec, knob, parse_fields, parse_value, plain, specs
 from hnerv_lib.utils.precision import check_channels_last, check_precision
 
 # Retired parameters still accepted from old profiles and ``-p`` (each maps to its successor with a
@@ -51,7 +55,7 @@ class ReportParams:
     size: Optional[list[int]] = None  # resize [H, W] after crop; smoke 32x64, quick 64x128, cpu 160x320
     every: int = 1  # keep every k-th frame; smoke/quick subsample Bunny's 132 frames
     first_frames: int = 0  # then keep the first N frames (0 = all)
-    split: str = "6_6_10"  # HNeRV's train_gap_period rule; 6_6_10 = 60 % train / 40 % unseen
+    split: tuple[int, int, int] = (6, 6, 10)  # HNeRV's train_gap_period rule; 6_6_10 = 60 % train / 40 % unseen
     grid_rows: int = 2  # patch grid rows (seeds: 2)
     grid_cols: int = 4  # patch grid columns (seeds: 4 -> 8 patches per frame)
     teacher_model: str = "ViT-B-32"  # open_clip model name of the CLIP teacher
@@ -79,8 +83,8 @@ class ReportParams:
         return Grid(self.grid_rows, self.grid_cols)
 
     def split_rule(self) -> Split:
-        """The typed split (parsed from the legacy string at this edge)."""
-        return Split.parse(self.split)
+        """The typed split."""
+        return Split(*self.split)
 
     def out(self, kind: str) -> Path:
         """``report_dir/<kind>`` (figures or tables), created on demand."""
@@ -120,10 +124,10 @@ class TrainingParams(ReportParams):
     precision: str = "auto"  # auto | fp32 | bf16; auto: bf16 only where a probe of this machine finds it faster
     channels_last: bool | str = "auto"  # NHWC convolutions: auto | true | false (auto: the same probe)
     bf16: Optional[bool] = None  # deprecated: true/false map to precision bf16/fp32 with a warning
-    full_model: str = "hnerv-quick"  # full-frame model preset (its frame size must equal `size`)
+    full_model: str = knob("hnerv-quick", choices=list_presets)  # full-frame model preset (its frame size must equal `size`)
     full_epochs: int = 60  # full-frame training epochs
     full_batch: int = 2  # frames per step (paper: 2)
-    patch_model: str = "patch-quick"  # patch model preset (its patch size must equal size / grid)
+    patch_model: str = knob("patch-quick", choices=list_presets)  # patch model preset (its patch size must equal size / grid)
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
 
@@ -135,7 +139,7 @@ class TrainingParams(ReportParams):
         epochs = self.full_epochs if family == "full" else self.patch_epochs
         base = dict(
             video=self.video, crop=tuple(self.crop) if self.crop else None, size=tuple(self.size) if self.size else None,
-            every=self.every, first_frames=self.first_frames, split=tuple(self.split_rule().to_dict().values()),
+            every=self.every, first_frames=self.first_frames, split=self.split,
             grid=(self.grid_rows, self.grid_cols), teacher_model=self.teacher_model,
             teacher_pretrained=self.teacher_pretrained, teacher_seed=self.teacher_seed,
             model=self.full_model if family == "full" else self.patch_model, epochs=epochs,
@@ -272,22 +276,12 @@ def known_keys() -> set[str]:
     return {f.name for cls in NOTEBOOK_PARAMS.values() for f in fields(cls)}
 
 
-def _accepts(tp: Any, value: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_accepts(arg, value) for arg in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if origin in (list, tuple):
-        (item,) = typing.get_args(tp)[:1] or (Any,)
-        return isinstance(value, (list, tuple)) and all(_accepts(item, v) for v in value)
-    if tp is Any:
-        return True
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
+def specs_by_name() -> dict[str, Spec]:
+    """The Spec of every parameter name some notebook accepts (one type per name: a test checks it)."""
+    out: dict[str, Spec] = {}
+    for cls in NOTEBOOK_PARAMS.values():
+        out.update(specs(cls))
+    return out
 
 
 def _is_candidate(name: str, value: Any) -> bool:
@@ -296,33 +290,47 @@ def _is_candidate(name: str, value: Any) -> bool:
     return not isinstance(value, (types.ModuleType, type)) and not callable(value)
 
 
-def from_namespace(cls: type, namespace: dict[str, Any]):
-    """Build ``cls`` from a notebook's globals; fail on unknown names and mistyped values."""
-    hints = typing.get_type_hints(cls)
-    values, others = {}, known_keys()
-    for name, value in namespace.items():
-        if not _is_candidate(name, value):
-            continue
-        if name in hints:
-            values[name] = value
-        elif name not in others:
-            raise ValueError(
-                f"unknown parameter {name!r} (= {value!r}) for {cls.__name__}; known: {sorted(hints)}"
-            )
-    for name, value in values.items():
-        if not _accepts(hints[name], value):
-            raise TypeError(f"parameter {name!r} = {value!r} should be {hints[name]}, got {type(value).__name__}")
-    return cls(**values)
+def from_namespace(cls: type, namespace: Mapping[str, Any]):
+    """Build ``cls`` from a notebook's globals (or any mapping) through the one parser (utils/parse.py).
+
+    A name no notebook knows is an error, a name another notebook knows is ignored, and every value is
+    parsed as its field's type: a string as the type it spells, anything else checked.
+    """
+    values = {k: v for k, v in namespace.items() if _is_candidate(k, v)}
+    return cls(**parse_fields(cls, values, ignore=known_keys()))
+
+
+class _ProfileLoader(yaml.SafeLoader):
+    """YAML 1.1 without underscore integers: ``split: 9_10_10`` stays the string the user wrote."""
+
+
+_ProfileLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in rules if tag != "tag:yaml.org,2002:int"]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_ProfileLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(0|[1-9][0-9]*)$"),
+                                     list("-+0123456789"))
 
 
 def load_profile(profile: str, params_dir: str | Path = "params") -> dict[str, Any]:
-    """The flat parameter dict of ``params/<profile>.yaml`` (or of a yaml path)."""
+    """The flat parameter dict of ``params/<profile>.yaml`` (or of a yaml path), every value parsed.
+
+    The values come back in plain YAML form (tuples as lists), ready for papermill.
+    """
     path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else Path(params_dir) / f"{profile}.yaml"
     if not path.is_file():
         names = sorted(p.stem for p in Path(params_dir).glob("*.yaml"))
-        raise ValueError(f"profile {profile!r} not found at {path}; available: {names}")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - known_keys())
+        raise ConfigError(f"profile {profile!r} not found at {path}; available: {names}")
+    data = yaml.load(path.read_text(), Loader=_ProfileLoader) or {}
+    return parse_params(data, where=f"{path}: ")
+
+
+def parse_params(values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """Notebook parameters (from a profile, ``-p`` strings or a sweep) parsed by the one parser, in plain form.
+
+    An unknown name is one ConfigError listing the known ones; so is a value its field cannot take.
+    """
+    known = specs_by_name()
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"profile {path} sets unknown parameters {unknown}")
-    return data
+        raise ConfigError(f"{where}unknown parameter(s) {unknown}; known: {sorted(known)}")
+    return {k: plain(parse_value(k, v, known[k], where=where)) for k, v in values.items()}

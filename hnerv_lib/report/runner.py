@@ -10,7 +10,6 @@ failing notebook and names it. Nothing is written outside the report dir, the ru
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -22,11 +21,12 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from hnerv_lib import __version__
-from hnerv_lib.report.params import NOTEBOOK_PARAMS, load_profile
+from hnerv_lib.report.params import NOTEBOOK_PARAMS, from_namespace, load_profile, parse_params
 from hnerv_lib.report.summary import write_index, write_summary
 from hnerv_lib.train.config import legacy_bf16
 from hnerv_lib.utils import io
 from hnerv_lib.utils.memory import peak_rss_mb
+from hnerv_lib.utils.parse import assignments
 from hnerv_lib.utils.precision import cpu_model, describe, resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ class ReportRun:
     run_root: Path = REPO / "runs"  # training runs
     notebooks_dir: Path = REPO / "notebooks"
     params_dir: Path = REPO / "params"
-    overrides: dict[str, Any] = field(default_factory=dict)  # extra -p key=value parameters
+    overrides: dict[str, Any] = field(default_factory=dict)  # extra -p key=value parameters (strings are parsed)
     html: bool = True  # export each executed notebook to HTML
 
 
@@ -99,22 +99,28 @@ def run_report(cfg: ReportRun) -> dict[str, float]:
     import papermill as pm
 
     report_dir = Path(cfg.reports_root) / Path(cfg.profile).stem
+    overrides = parse_params(cfg.overrides, where="-p ")
     params = {
         **load_profile(cfg.profile, cfg.params_dir),
         "report_dir": str(report_dir), "cache_dir": str(cfg.cache_dir), "run_root": str(cfg.run_root),
-        **cfg.overrides,
+        **overrides,
     }
+    chosen = notebooks(cfg.notebooks_dir, cfg.only)
+    for nb in chosen:  # every notebook's parameters are checked before anything is written
+        cls = NOTEBOOK_PARAMS.get(nb.stem)
+        if cls is not None:
+            from_namespace(cls, _for_notebook(nb.stem, params, overrides))
     # The kernel must be this interpreter (the venv), whatever `python` on PATH is.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     report_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     peaks: dict[str, float] = {}
-    for nb in notebooks(cfg.notebooks_dir, cfg.only):
+    for nb in chosen:
         executed = report_dir / nb.name
         start = time.perf_counter()
         print(f"[report] {cfg.profile}: running {nb.name} ...", flush=True)
         try:
-            pm.execute_notebook(str(nb), str(executed), parameters=_for_notebook(nb.stem, params, cfg.overrides),
+            pm.execute_notebook(str(nb), str(executed), parameters=_for_notebook(nb.stem, params, overrides),
                                 kernel_name="python3",
                                 cwd=str(REPO), progress_bar=False)
         except Exception as err:
@@ -176,19 +182,6 @@ def _write_provenance(report_dir: Path, cfg: ReportRun, params: dict, timings: d
     io.save_json(record, path)
 
 
-def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"-p expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw  # a bare word is a string
-    return out
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(prog="python -m hnerv_lib.report", description=__doc__.split("\n\n")[0])
@@ -198,10 +191,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--reports-root", default=str(REPO / "reports"))
     ap.add_argument("--no-html", action="store_true", help="skip the HTML export")
     args = ap.parse_args(argv)
-    cfg = ReportRun(profile=args.profile, only=args.only.split(",") if args.only else None,
-                    reports_root=Path(args.reports_root), overrides=_parse_overrides(args.param),
-                    html=not args.no_html)
     try:
+        cfg = ReportRun(profile=args.profile, only=args.only.split(",") if args.only else None,
+                        reports_root=Path(args.reports_root), overrides=assignments(args.param, "-p"),
+                        html=not args.no_html)
         timings = run_report(cfg)
     except (NotebookFailed, ValueError) as err:
         print(f"[report] FAILED: {err}", file=sys.stderr)

@@ -24,7 +24,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--cache-dir", default="data/cache")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this epoch (resume later)")
     args = ap.parse_args(argv)
-    cfg = apply_overrides(get_train_preset(args.preset), args.set)
+    try:
+        cfg = apply_overrides(get_train_preset(args.preset), args.set)
+    except ValueError as err:  # a bad preset, key or value: one line, before anything is written
+        print(f"python -m hnerv_lib.train: {err}", file=sys.stderr)
+        return 2
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.run_root) / cfg.run_id()
     try:
         summary = train(cfg, run_dir, cache_dir=args.cache_dir, stop_after=args.stop_after)

@@ -7,7 +7,6 @@ its hash names the run directory and a finished run with the same hash is reused
 from __future__ import annotations
 
 import json
-import typing
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -18,11 +17,15 @@ from hnerv_lib.data.split import Split
 from hnerv_lib.data.teacher import TeacherSpec
 from hnerv_lib.data.video import VideoSpec
 from hnerv_lib.models import ModelConfig, get_preset
+from hnerv_lib.models import list_presets as model_presets
+from hnerv_lib.train.losses import PIXEL_LOSSES
 from hnerv_lib.train.schedule import Cosine, Schedule, schedule_from_dict
 from hnerv_lib.utils import io
 from hnerv_lib.utils import precision as prec
+from hnerv_lib.utils.parse import assignments, knob, normalise_fields, parse_fields, parse_value
 
 CONFIG_VERSION = 1  # bump when a field changes meaning
+DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # torch devices a run may name
 
 
 @dataclass(frozen=True)
@@ -42,33 +45,28 @@ class TrainConfig:
     teacher_pretrained: Optional[str] = None  # None = random init (seeded); "openai"; "auto"
     teacher_seed: int = 0  # seed of a random-init teacher
     # --- model --------------------------------------------------------------------------------
-    model: str = "hnerv-tiny"  # model preset name (hnerv_lib.models.list_presets())
+    model: str = knob("hnerv-tiny", choices=model_presets)  # model preset name (hnerv_lib.models.list_presets())
     model_overrides: dict = field(default_factory=dict)  # e.g. {"predict_clip": False, "fc_dim": 64}
     # --- optimisation -------------------------------------------------------------------------
     epochs: int = 4  # passes over the training frames (paper: 300)
     batch_size: int = 2  # frames (full-frame) or patches (patch model) per step, over all processes
     lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
     schedule: Schedule = Cosine()  # HNeRV's cosine_0.1_1_0.1: 10 % linear warm-up from 0.1x, then cosine
-    loss: str = "L2"  # pixel loss: L1, L2, SSIM, Fusion1..Fusion12 (paper: L2; seeds: Fusion6)
+    loss: str = knob("L2", choices=PIXEL_LOSSES)  # pixel loss: L1, L2, SSIM, Fusion1..Fusion12 (paper: L2; seeds: Fusion6)
     clip_weight: float = 0.2  # lambda of the CLIP loss (seeds: 0.2-0.5)
     clip_warmup_epochs: int = 1  # pixel-only epochs before the CLIP loss starts (seeds: 50 of 300)
-    clip_sample: str = "center"  # full-frame CLIP map read at patch centres, or averaged over the "area"
+    clip_sample: str = knob("center", choices=("center", "area"))  # full-frame CLIP map read at patch centres, or averaged over the "area"
     # --- evaluation and speed -----------------------------------------------------------------
     eval_every: int = 2  # evaluate seen and unseen frames every k epochs (and after the last)
     seed: int = 0  # model init and batch order
-    device: str = "cpu"  # "cuda" on a GPU machine
+    device: str = knob("cpu", pattern=DEVICE_PATTERN)  # "cuda" on a GPU machine
     precision: str = "auto"  # auto | fp32 | bf16 autocast; auto measures this machine (utils/precision.py)
     channels_last: bool | str = "auto"  # NHWC convolutions: auto | true | false (auto: same probe)
     compile: bool = False  # torch.compile the model (GPU; slow to warm up on CPU)
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
 
     def __post_init__(self) -> None:
-        for name in ("crop", "size"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(int(v) for v in value))
-        for name in ("split", "grid"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        normalise_fields(self)  # the one parser: types, tuple lengths, choices (utils/parse.py)
         if isinstance(self.schedule, dict):
             object.__setattr__(self, "schedule", schedule_from_dict(self.schedule))
         Split(*self.split)  # validates
@@ -193,37 +191,27 @@ def get_train_preset(name: str) -> TrainConfig:
     return PRESETS[name]()
 
 
-def _coerce(name: str, raw: str, tp: Any) -> Any:
-    """Parse a ``--set`` value: JSON first (numbers, lists, true/null), else the bare string."""
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    return value
-
-
 def apply_overrides(cfg: TrainConfig, items: list[str]) -> TrainConfig:
-    """``["epochs=30", "model.fc_dim=64", "schedule.warmup=0.2"]`` -> a new TrainConfig."""
-    hints = typing.get_type_hints(TrainConfig)
-    changes: dict[str, Any] = {}
-    model_over = dict(cfg.model_overrides)
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--set expects key=value; got {item!r}")
-        key, raw = item.split("=", 1)
-        if key == "bf16":
-            key, raw = "precision", legacy_bf16({"bf16": _coerce(key, raw, bool)})["precision"]
-        if key.startswith("model."):
-            model_over[key[6:]] = _coerce(key, raw, Any)
-        elif key.startswith("schedule."):
-            sched = changes.get("schedule", cfg.schedule)
-            changes["schedule"] = replace(sched, **{key[9:]: _coerce(key, raw, float)})
-        elif key in hints:
-            changes[key] = _coerce(key, raw, hints[key])
-        else:
-            raise ValueError(f"unknown config key {key!r}; known: {sorted(hints)} or model.<field>")
+    """``["epochs=30", "model.fc_dim=64", "schedule.warmup=0.2"]`` -> a new TrainConfig.
+
+    Every value goes through the one parser (utils/parse.py) as its field's type: ``model.<field>``
+    as the model preset's field, ``schedule.<field>`` as the schedule's. A bad key or value is one
+    ConfigError naming it, raised before anything is built or written.
+    """
+    raw = assignments(items, "--set")
+    if "bf16" in raw:
+        legacy = legacy_bf16({"bf16": parse_value("bf16", raw.pop("bf16"), bool, where="--set ")})
+        raw.setdefault("precision", legacy["precision"])
+    model_raw = {k[6:]: v for k, v in raw.items() if k.startswith("model.")}
+    sched_raw = {k[9:]: v for k, v in raw.items() if k.startswith("schedule.")}
+    top = {k: v for k, v in raw.items() if not k.startswith(("model.", "schedule."))}
+    changes = parse_fields(TrainConfig, top, where="--set ")
+    model_name = changes.get("model", cfg.model)
+    model_over = {**cfg.model_overrides,
+                  **parse_fields(type(get_preset(model_name)), model_raw, where="--set model.")}
+    if sched_raw:
+        sched = changes.get("schedule", cfg.schedule)
+        changes["schedule"] = replace(sched, **parse_fields(type(sched), sched_raw, where="--set schedule."))
     out = replace(cfg, model_overrides=model_over, **changes)
     out.model_config()  # fail now, not mid-run, on a bad model override
     return out

@@ -9,7 +9,8 @@ import nbformat
 import pytest
 
 from hnerv_lib.report.params import DEPRECATED, NOTEBOOK_PARAMS
-from hnerv_lib.report.runner import NotebookFailed, ReportRun, run_report
+from hnerv_lib.report.runner import ReportRun, run_report
+from hnerv_lib.utils.parse import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -64,9 +65,19 @@ def test_notebook_runs_under_smoke(tmp_path, path):
     assert written <= {"reports", "cache", "runs"}
 
 
-def test_unknown_papermill_parameter_fails_the_notebook(tmp_path):
-    with pytest.raises(NotebookFailed, match=r"(?s)00_data_prep.*unknown parameter 'epochz'"):
+def test_unknown_parameter_is_refused_before_any_notebook_runs(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['epochz'\]"):
         _smoke(tmp_path, ["00"], epochz=3)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_papermill_alone_fails_the_notebook_on_an_unknown_or_mistyped_parameter(tmp_path):
+    import papermill as pm  # what a user running papermill by hand gets: the notebook's second cell refuses
+
+    for params, message in [({"epochz": 3}, "unknown key epochz=3"), ({"split": 91010}, "split=91010 is not a tuple")]:
+        with pytest.raises(pm.PapermillExecutionError, match=message):
+            pm.execute_notebook(str(NOTEBOOKS[0]), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
+                                cwd=str(ROOT), progress_bar=False)
 
 
 def test_rerunning_data_prep_recomputes_no_target(tmp_path):

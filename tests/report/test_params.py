@@ -1,6 +1,7 @@
 import pytest
 
 from hnerv_lib.report.params import DataPrepParams, from_namespace, known_keys, load_profile
+from hnerv_lib.utils.parse import ConfigError
 
 PROFILES = ["smoke", "quick", "cpu", "paper"]
 
@@ -13,15 +14,21 @@ def test_namespace_to_dataclass_ignores_ipython_and_imports():
 
 
 def test_unknown_parameter_fails_with_its_name():
-    with pytest.raises(ValueError, match=r"unknown parameter 'epochz' \(= 3\)"):
+    with pytest.raises(ValueError, match=r"unknown key epochz=3 for DataPrepParams"):
         from_namespace(DataPrepParams, {"epochz": 3})
 
 
-@pytest.mark.parametrize("name, value", [("every", "2"), ("every", 2.5), ("every", True), ("size", [32, "64"]),
+@pytest.mark.parametrize("name, value", [("every", "2.5"), ("every", 2.5), ("every", True), ("size", [32, "6x"]),
                                          ("window_frac", "half"), ("video", 3)])
 def test_mistyped_parameter_fails(name, value):
-    with pytest.raises(TypeError, match=f"parameter '{name}'"):
+    with pytest.raises(ConfigError, match=f"^{name}="):
         from_namespace(DataPrepParams, {name: value})
+
+
+def test_raw_strings_from_papermill_r_are_parsed_as_the_field_type():
+    p = from_namespace(DataPrepParams, {"every": "2", "size": "[32, 64]", "teacher_pretrained": "none",
+                                        "window_frac": "0.25"})
+    assert (p.every, p.size, p.teacher_pretrained, p.window_frac) == (2, [32, 64], None, 0.25)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -113,9 +113,15 @@ def test_env_overrides_every_kind_of_field(monkeypatch):
     assert LSViTForAction(cfg).num_tokens == 784  # num_frames from the environment is enough for 3D
 
 
-@pytest.mark.parametrize("raw, value", [("1", True), ("FALSE", False), (" yes ", True), ("off", False)])
+@pytest.mark.parametrize("raw, value", [("1", True), ("FALSE", False), (" yes ", True), ("No", False)])
 def test_env_booleans(raw, value):
     assert from_env(environ={"APPCONFIG__USE_3D_PATCH_EMBED": raw}).use_3d_patch_embed is value
+
+
+@pytest.mark.parametrize("raw", ["off", "on", "2", "maybe"])
+def test_env_booleans_are_only_the_six_words(raw):  # the one parser's rule (utils/parse.py)
+    with pytest.raises(ConfigError, match="is not a boolean"):
+        from_env(environ={"APPCONFIG__USE_3D_PATCH_EMBED": raw})
 
 
 def test_env_optional_none_and_base():
@@ -125,7 +131,7 @@ def test_env_optional_none_and_base():
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"APPCONFIG__TUBELET_SIZE": "two"}, "APPCONFIG__TUBELET_SIZE='two' is not a valid int"),
+    ({"APPCONFIG__TUBELET_SIZE": "two"}, "APPCONFIG__TUBELET_SIZE='two' is not an integer"),
     ({"APPCONFIG__USE_3D_PATCH_EMBED": "maybe"}, "APPCONFIG__USE_3D_PATCH_EMBED='maybe' is not a boolean"),
     ({"APPCONFIG__TUBLET_SIZE": "2"}, "APPCONFIG__TUBLET_SIZE names no ViTConfig field"),
     ({"APPCONFIG__PATCH_SIZE": "0"}, r"ViTConfig.patch_size must be an int >= 1; got 0 \(from environment"),
@@ -350,7 +356,7 @@ def test_cli_train_infer_round_trip_and_embedding_mismatch(tmp_path, smoke_cache
     assert "num_frames must be specified when using 3D patch embedding" in capsys.readouterr().err
     monkeypatch.setenv("APPCONFIG__TUBELET_SIZE", "two")
     assert main(["train", "--num_frames", "8", "--out", str(tmp_path / "bad"), *common]) == 2
-    assert "APPCONFIG__TUBELET_SIZE='two' is not a valid int" in capsys.readouterr().err
+    assert "APPCONFIG__TUBELET_SIZE='two' is not an integer" in capsys.readouterr().err
 
     monkeypatch.setenv("APPCONFIG__TUBELET_SIZE", "2")  # fine-tune an inflated copy of the 2D model, same data
     args = ["train", "--num_frames", "8", "--out", str(tmp_path / "rin"), "--data_root", str(data), *common,

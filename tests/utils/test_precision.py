@@ -13,6 +13,7 @@ import torch
 from hnerv_lib import bench
 from hnerv_lib.report import runner
 from hnerv_lib.report.summary import provenance_rows
+from hnerv_lib.utils.parse import ConfigError
 from hnerv_lib.report.params import FullFrameParams, from_namespace, load_profile
 from hnerv_lib.train.config import TrainConfig, apply_overrides, get_train_preset
 from hnerv_lib.train.trainer import train
@@ -90,9 +91,13 @@ def test_auto_picks_fp32_under_avx2_kernels(tmp_path):
     assert float(ms["bf16"]) > float(ms["fp32"]), hw["reason"]
 
 
-@pytest.mark.parametrize("bad", ["fp16", "maybe", True, None])
-def test_bad_precision_is_one_clear_error(bad):
-    with pytest.raises(P.PrecisionError, match="precision must be one of auto, fp32, bf16"):
+@pytest.mark.parametrize("bad, error, message", [
+    ("fp16", P.PrecisionError, "precision must be one of auto, fp32, bf16"),
+    ("maybe", P.PrecisionError, "precision must be one of auto, fp32, bf16"),
+    (True, ConfigError, "precision=True is not a string"),  # the one parser (utils/parse.py) sees the type first
+    (None, ConfigError, "precision=None is not a string")])
+def test_bad_precision_is_one_clear_error(bad, error, message):
+    with pytest.raises(error, match=message):
         TrainConfig(precision=bad)
     with pytest.raises(P.PrecisionError, match="channels_last must be auto, true or false"):
         TrainConfig(channels_last="sometimes")

@@ -2,23 +2,20 @@
 
     APPCONFIG__USE_3D_PATCH_EMBED=true APPCONFIG__TUBELET_SIZE=2 python -m hnerv_lib.action train ...
 
-Every field of ``ViTConfig`` can be set this way; the value is parsed by the field's type, and a
-value that does not parse, or a variable naming no field, is one ``ConfigError`` naming both.
+Every field of ``ViTConfig`` can be set this way; the value goes through the project's one parser
+(``hnerv_lib.utils.parse``) as the field's type, and a value that does not parse, or a variable
+naming no field, is one ``ConfigError`` naming both.
 """
 
 from __future__ import annotations
 
 import os
-import typing
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping, Optional
 
+from hnerv_lib.utils.parse import ConfigError, from_environ, parse_value, specs
+
 ENV_PREFIX = "APPCONFIG__"
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-class ConfigError(ValueError):
-    """A config value that cannot be used; the message names the field (or variable) and the value."""
 
 
 @dataclass(frozen=True)
@@ -110,37 +107,14 @@ def token_grid(cfg: ViTConfig, num_frames: Optional[int]) -> tuple[int, int, int
     return num_frames // t, side, side
 
 
-def _parse(name: str, tp: Any, raw: str) -> Any:
-    """Parse one environment string as type ``tp`` (bool, int, float, str or Optional of those)."""
-    text = raw.strip()
-    args = typing.get_args(tp)
-    if type(None) in args:  # Optional[X]
-        if text.lower() in {"", "none", "null"}:
-            return None
-        (tp,) = [a for a in args if a is not type(None)]
-    if tp is bool:
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
-        raise ConfigError(f"{name}={raw!r} is not a boolean (use one of {sorted(_TRUE | _FALSE)})")
-    try:
-        return tp(text)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a valid {tp.__name__}") from None
-
-
 def from_env(base: ViTConfig = ViTConfig(), environ: Optional[Mapping[str, str]] = None) -> ViTConfig:
     """``base`` with every ``APPCONFIG__<FIELD>`` variable of ``environ`` (default os.environ) applied."""
-    environ = os.environ if environ is None else environ
-    hints = typing.get_type_hints(ViTConfig)
-    overrides: dict[str, Any] = {}
-    for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        name = key[len(ENV_PREFIX):].lower()
-        if name not in hints:
-            raise ConfigError(f"{key} names no ViTConfig field; known: "
-                              f"{sorted(ENV_PREFIX + f.name.upper() for f in fields(ViTConfig))}")
-        overrides[name] = _parse(key, hints[name], raw)
+    raw = from_environ(ENV_PREFIX, os.environ if environ is None else environ)
+    unknown = sorted(ENV_PREFIX + k.upper() for k in raw if k not in specs(ViTConfig))
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)} names no ViTConfig field; known: "
+                          f"{sorted(ENV_PREFIX + f.name.upper() for f in fields(ViTConfig))}")
+    overrides = {k: parse_value(ENV_PREFIX + k.upper(), v, specs(ViTConfig)[k]) for k, v in raw.items()}
     try:
         return replace(base, **overrides)
     except ConfigError as err:
