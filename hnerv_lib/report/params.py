@@ -30,8 +30,8 @@ from hnerv_lib.studies.tubelets.clips import ArrowOfTime
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.study import Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
-from hnerv_lib.train.config import TrainConfig, legacy_bf16
-from hnerv_lib.utils.parse import ConfigError, Spec, knob, parse_fields, parse_value, plain, specs
+from hnerv_lib.train.config import TrainConfig, legacy_bf16, warmup_epochs
+from hnerv_lib.utils.parse import ConfigError, Spec, borrow, knob, parse_fields, parse_value, plain, specs
 from hnerv_lib.utils.precision import check_channels_last, check_precision
 
 # Retired parameters still accepted from old profiles and ``-p`` (each maps to its successor with a
@@ -42,27 +42,26 @@ DEPRECATED = frozenset({"bf16"})
 _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
-@dataclass
+# Knobs the notebooks share with a training run live in TrainConfig (their one home: type, default,
+# choices); the notebook dataclasses borrow them by name. The rest are notebook-only knobs.
+DATA_KNOBS = ("video", "crop", "size", "every", "first_frames", "split", "grid", "teacher_model",
+              "teacher_pretrained", "teacher_seed", "device")
+TRAINING_KNOBS = ("loss", "lr", "clip_weight", "eval_every", "seed", "precision", "channels_last")
+
+
+@borrow(TrainConfig, *DATA_KNOBS)
 class ReportParams:
-    """Parameters shared by every notebook: where to read, where to write, which video and teacher."""
+    """Parameters shared by every notebook: where to read, where to write, which video and teacher.
+
+    Borrowed from TrainConfig (see its comments): video, crop, size, every, first_frames, split, grid,
+    teacher_model, teacher_pretrained, teacher_seed, device.
+    """
 
     profile: str = "quick"  # profile name, used in captions (smoke | quick | cpu | paper)
     report_dir: str = "reports/quick"  # figures/ and tables/ go here (the runner sets reports/<profile>)
     cache_dir: str = "data/cache"  # decoded frames and CLIP targets are cached here
     run_root: str = "runs"  # training runs live in run_root/<short id>/
-    video: str = "bunny"  # embedded name (bunny, bikes, carphone), a video file or an image folder
-    crop: Optional[list[int]] = None  # centre crop [H, W] before resizing; Bunny/paper: [640, 1280]
-    size: Optional[list[int]] = None  # resize [H, W] after crop; smoke 32x64, quick 64x128, cpu 160x320
-    every: int = 1  # keep every k-th frame; smoke/quick subsample Bunny's 132 frames
-    first_frames: int = 0  # then keep the first N frames (0 = all)
-    split: tuple[int, int, int] = (6, 6, 10)  # HNeRV's train_gap_period rule; 6_6_10 = 60 % train / 40 % unseen
-    grid_rows: int = 2  # patch grid rows (seeds: 2)
-    grid_cols: int = 4  # patch grid columns (seeds: 4 -> 8 patches per frame)
-    teacher_model: str = "ViT-B-32"  # open_clip model name of the CLIP teacher
-    teacher_pretrained: Optional[str] = "openai"  # weights tag; None = random init (tests); "auto" = real if obtainable
-    teacher_seed: int = 0  # seeds the random-init teacher so every process rebuilds the same one
     clip_batch: int = 64  # patches per CLIP forward pass
-    device: str = "cpu"  # torch device for the notebook's heavy work ("cuda" on a GPU machine)
 
     def video_spec(self) -> VideoSpec:
         """The frames this notebook works on."""
@@ -78,9 +77,9 @@ class ReportParams:
         """The CLIP teacher whose embeddings are the targets."""
         return TeacherSpec(model=self.teacher_model, pretrained=self.teacher_pretrained, seed=self.teacher_seed)
 
-    def grid(self) -> Grid:
+    def geometry(self) -> Grid:
         """The patch grid supervised by CLIP targets."""
-        return Grid(self.grid_rows, self.grid_cols)
+        return Grid(*self.grid)
 
     def split_rule(self) -> Split:
         """The typed split."""
@@ -110,19 +109,15 @@ class DataPrepParams(ReportParams):
         return Sliding(size=(side, side), stride=(stride, stride))
 
 
-@dataclass
+@borrow(TrainConfig, *TRAINING_KNOBS)
 class TrainingParams(ReportParams):
-    """Knobs shared by the training notebooks, so the full-frame and patch models train alike."""
+    """Knobs shared by the training notebooks, so the full-frame and patch models train alike.
 
-    loss: str = "Fusion6"  # pixel loss: L1, L2, SSIM, Fusion1..12 (seeds: Fusion6; paper: L2)
-    lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
-    clip_weight: float = 0.2  # lambda of the CLIP loss (seeds: 0.2-0.5)
+    Borrowed from TrainConfig: loss, lr, clip_weight, eval_every, seed, precision, channels_last.
+    """
+
     clip_warmup_frac: float = 0.1667  # pixel-only share of the epochs before the CLIP loss (seeds: 50/300)
-    eval_every: int = 10  # evaluate seen and unseen frames every k epochs (and after the last)
-    seed: int = 0  # model init and batch order
     predict_clip: bool = True  # give the model its CLIP head (False: plain HNeRV, no teacher needed)
-    precision: str = "auto"  # auto | fp32 | bf16; auto: bf16 only where a probe of this machine finds it faster
-    channels_last: bool | str = "auto"  # NHWC convolutions: auto | true | false (auto: the same probe)
     bf16: Optional[bool] = None  # deprecated: true/false map to precision bf16/fp32 with a warning
     full_model: str = knob("hnerv-quick", choices=list_presets)  # full-frame model preset (its frame size must equal `size`)
     full_epochs: int = 60  # full-frame training epochs
@@ -131,22 +126,21 @@ class TrainingParams(ReportParams):
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
 
-    def train_config(self, family: str, **overrides: Any):
-        """The TrainConfig of the ``family`` ("full" or "patch") model under these parameters."""
+    def train_config(self, family: str, epochs: Optional[int] = None, **overrides: Any) -> TrainConfig:
+        """The TrainConfig of the ``family`` ("full" or "patch") model under these parameters.
 
+        ``epochs`` (default: the family's) also sets the warm-up (``clip_warmup_frac`` of it) and caps
+        ``eval_every``: every notebook and the ablation derive them here and nowhere else.
+        """
         if family not in ("full", "patch"):
             raise ValueError(f"family must be 'full' or 'patch'; got {family!r}")
-        epochs = self.full_epochs if family == "full" else self.patch_epochs
+        full = family == "full"
+        epochs = epochs if epochs is not None else (self.full_epochs if full else self.patch_epochs)
+        shared = {name: getattr(self, name) for name in (*DATA_KNOBS, *TRAINING_KNOBS)}
         base = dict(
-            video=self.video, crop=tuple(self.crop) if self.crop else None, size=tuple(self.size) if self.size else None,
-            every=self.every, first_frames=self.first_frames, split=self.split,
-            grid=(self.grid_rows, self.grid_cols), teacher_model=self.teacher_model,
-            teacher_pretrained=self.teacher_pretrained, teacher_seed=self.teacher_seed,
-            model=self.full_model if family == "full" else self.patch_model, epochs=epochs,
-            batch_size=self.full_batch if family == "full" else self.patch_batch, lr=self.lr, loss=self.loss,
-            clip_weight=self.clip_weight, clip_warmup_epochs=round(self.clip_warmup_frac * epochs),
-            eval_every=min(self.eval_every, epochs), seed=self.seed, device=self.device,
-            precision=self.precision, channels_last=self.channels_last,
+            shared, model=self.full_model if full else self.patch_model, epochs=epochs,
+            batch_size=self.full_batch if full else self.patch_batch,
+            clip_warmup_epochs=warmup_epochs(self.clip_warmup_frac, epochs), eval_every=min(self.eval_every, epochs),
             model_overrides={"predict_clip": self.predict_clip},
         )
         return TrainConfig(**{**base, **overrides})
@@ -237,11 +231,9 @@ class AblationParams(TrainingParams):
                         losses=tuple(self.losses), size_factors=tuple(self.size_factors),
                         groups=tuple(self.ablate_groups))
 
-    def base_config(self, family: str):
+    def base_config(self, family: str) -> TrainConfig:
         """The sweep's base TrainConfig of ``family``: the profile's recipe at ``ablate_epochs`` epochs."""
-        epochs = self.ablate_epochs
-        return self.train_config(family, epochs=epochs, eval_every=min(self.eval_every, epochs),
-                                 clip_warmup_epochs=round(self.clip_warmup_frac * epochs))
+        return self.train_config(family, epochs=self.ablate_epochs)
 
 
 @dataclass

@@ -23,9 +23,9 @@ from typing import Sequence
 import pandas as pd
 
 from hnerv_lib.eval.metrics import ms_ssim_fallback_note
-from hnerv_lib.models import decoder_params, fc_dim_for_factor
+from hnerv_lib.models import fc_dim_for_factor
 from hnerv_lib.studies.comparison import measure_run
-from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.config import TrainConfig, warmup_epochs
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
 from hnerv_lib.train.sweep import Variant, run_sweep, variant
 
@@ -61,7 +61,7 @@ class Ablation:
         if "clip_weight" in self.groups:
             out += [variant("clip_weight", w, clip_weight=float(w)) for w in self.clip_weights]
         if "warmup" in self.groups:
-            out += [variant("warmup", _fraction_label(f), clip_warmup_epochs=round(f * base.epochs))
+            out += [variant("warmup", _fraction_label(f), clip_warmup_epochs=warmup_epochs(f, base.epochs))
                     for f in self.warmup_fracs]
         if "predict_clip" in self.groups:
             out += [variant("predict_clip", "off", clip_weight=0.0, model__predict_clip=False),

@@ -35,8 +35,8 @@ class TrainConfig:
     # --- data -------------------------------------------------------------------------------
     video: str = "bunny"  # embedded name, video file or image folder
     crop: Optional[tuple[int, int]] = (640, 1280)  # the paper's centre crop of Bunny's 720x1280
-    size: Optional[tuple[int, int]] = (32, 64)  # training resolution (must match the model's frame size)
-    every: int = 11  # keep every k-th frame (smoke: 132 -> 12)
+    size: Optional[tuple[int, int]] = (64, 128)  # training resolution (must match the model's frame size)
+    every: int = 2  # keep every k-th frame: smoke 11, quick 2, cpu/paper 1
     first_frames: int = 0  # then the first N frames (0 = all)
     split: tuple[int, int, int] = (6, 6, 10)  # Split(train, gap, period); (6, 6, 10) = 60/40
     grid: tuple[int, int] = (2, 4)  # patch grid supervised by CLIP targets (seeds: 2x4)
@@ -45,23 +45,23 @@ class TrainConfig:
     teacher_pretrained: Optional[str] = None  # None = random init (seeded); "openai"; "auto"
     teacher_seed: int = 0  # seed of a random-init teacher
     # --- model --------------------------------------------------------------------------------
-    model: str = knob("hnerv-tiny", choices=model_presets)  # model preset name (hnerv_lib.models.list_presets())
+    model: str = knob("hnerv-quick", choices=model_presets)  # model preset name (hnerv_lib.models.list_presets())
     model_overrides: dict = field(default_factory=dict)  # e.g. {"predict_clip": False, "fc_dim": 64}
     # --- optimisation -------------------------------------------------------------------------
     epochs: int = 4  # passes over the training frames (paper: 300)
     batch_size: int = 2  # frames (full-frame) or patches (patch model) per step, over all processes
     lr: float = 1e-3  # Adam learning rate (paper: 1e-3)
     schedule: Schedule = Cosine()  # HNeRV's cosine_0.1_1_0.1: 10 % linear warm-up from 0.1x, then cosine
-    loss: str = knob("L2", choices=PIXEL_LOSSES)  # pixel loss: L1, L2, SSIM, Fusion1..Fusion12 (paper: L2; seeds: Fusion6)
+    loss: str = knob("Fusion6", choices=PIXEL_LOSSES)  # pixel loss: L1, L2, SSIM, Fusion1..Fusion12 (paper: L2; seeds: Fusion6)
     clip_weight: float = 0.2  # lambda of the CLIP loss (seeds: 0.2-0.5)
     clip_warmup_epochs: int = 1  # pixel-only epochs before the CLIP loss starts (seeds: 50 of 300)
     clip_sample: str = knob("center", choices=("center", "area"))  # full-frame CLIP map read at patch centres, or averaged over the "area"
     # --- evaluation and speed -----------------------------------------------------------------
-    eval_every: int = 2  # evaluate seen and unseen frames every k epochs (and after the last)
+    eval_every: int = 10  # evaluate seen and unseen frames every k epochs (and after the last)
     seed: int = 0  # model init and batch order
     device: str = knob("cpu", pattern=DEVICE_PATTERN)  # "cuda" on a GPU machine
     precision: str = "auto"  # auto | fp32 | bf16 autocast; auto measures this machine (utils/precision.py)
-    channels_last: bool | str = "auto"  # NHWC convolutions: auto | true | false (auto: same probe)
+    channels_last: bool | str = knob("auto", choices=("auto",))  # NHWC convolutions: auto | true | false (auto: same probe)
     compile: bool = False  # torch.compile the model (GPU; slow to warm up on CPU)
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
 
@@ -139,6 +139,13 @@ class TrainConfig:
         return io.stable_hash(self.resolved().to_dict(), length=10)
 
 
+def warmup_epochs(fraction: float, epochs: int) -> int:
+    """Pixel-only epochs before the CLIP loss: ``fraction`` of ``epochs``, rounded (the one place it is derived)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"a warm-up fraction must lie in [0, 1]; got {fraction!r}")
+    return round(fraction * epochs)
+
+
 def legacy_bf16(data: dict[str, Any]) -> dict[str, Any]:
     """Map the retired ``bf16: true/false`` key to ``precision: bf16/fp32``, with a deprecation warning."""
     if "bf16" not in data:
@@ -162,11 +169,11 @@ _CPU_DATA = dict(size=(160, 320), every=1)
 _PAPER_DATA = dict(size=(640, 1280), every=1, device="cuda")
 
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
-    "hnerv-tiny": lambda: TrainConfig(model="hnerv-tiny", **_SMOKE_DATA),
-    "patch-tiny": lambda: TrainConfig(model="patch-tiny", batch_size=8, loss="Fusion6", **_SMOKE_DATA),
+    "hnerv-tiny": lambda: TrainConfig(model="hnerv-tiny", loss="L2", eval_every=2, **_SMOKE_DATA),
+    "patch-tiny": lambda: TrainConfig(model="patch-tiny", batch_size=8, loss="Fusion6", eval_every=2, **_SMOKE_DATA),
     # the original HNeRV code's CPU measurement (anchors.md): 1.46M params, batch 2, L2, all frames train
     "hnerv-cpu-orig": lambda: TrainConfig(
-        model="hnerv-cpu-orig", model_overrides={"predict_clip": False}, split=(1, 1, 1), epochs=30,
+        model="hnerv-cpu-orig", model_overrides={"predict_clip": False}, loss="L2", split=(1, 1, 1), epochs=30,
         eval_every=10, **_CPU_DATA),
     # the research fork's patch trainer on CPU (anchors.md): 80x80 patches, batch 8, Fusion6, lambda 0.2
     "patch-cpu-fork": lambda: TrainConfig(
@@ -174,7 +181,7 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
         split=(9, 10, 10), epochs=30, eval_every=10, **_CPU_DATA),
     # the HNeRV paper's Bunny run: HNeRV-1.5M, 640x1280, 300 epochs, batch 2, L2, all frames train
     "paper-hnerv-1.5m": lambda: TrainConfig(
-        model="hnerv-1.5m", split=(1, 1, 1), epochs=300, eval_every=50,
+        model="hnerv-1.5m", loss="L2", split=(1, 1, 1), epochs=300, eval_every=50,
         **_PAPER_DATA),
 }
 

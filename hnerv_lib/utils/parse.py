@@ -106,7 +106,7 @@ def borrow(source: type, *names: str) -> Callable[[type], type]:
                 setattr(cls, name, field(default_factory=f.default_factory, metadata=f.metadata))
             else:
                 setattr(cls, name, field(default=f.default, metadata=f.metadata))
-        cls.__annotations__ = {**{n: hints[n] for n in names}, **own}
+        cls.__annotations__ = {**own, **{n: hints[n] for n in names}}  # own fields first, then the borrowed
         return dataclass(cls)
 
     return wrap
@@ -283,6 +283,8 @@ def parse_value(key: str, value: Any, spec: Spec | Any, *, where: str = "") -> A
         raise ConfigError(f"{where}{key}={value!r} is not {err.args[0]}") from None
     wrong = _check_words(spec, parsed)
     if wrong:
+        others = [a for a in typing.get_args(spec.tp) if a not in (str, type(None))]  # e.g. bool in bool | str
+        wrong = " or ".join([describe(a) for a in others] + [wrong])
         raise ConfigError(f"{where}{key}={value!r} is not {wrong}")
     return parsed
 

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -35,11 +36,20 @@ def test_one_parameters_cell_matching_its_dataclass(path):
     tree = ast.parse(cells[0].source)
     assert all(isinstance(node, ast.AnnAssign) for node in tree.body), "flat typed literals only: name: type = value"
     names = [node.target.id for node in tree.body]
-    assert all(isinstance(ast.literal_eval(node.value), (int, float, str, list, type(None))) for node in tree.body)
+    assert all(isinstance(ast.literal_eval(node.value), (int, float, str, list, tuple, type(None))) for node in tree.body)
     for line in cells[0].source.splitlines():
         assert line.startswith("#") or "  # " in line, f"{path.name}: parameter line without a comment: {line!r}"
     cls = NOTEBOOK_PARAMS[path.stem]
     assert sorted(names) == sorted(f.name for f in fields(cls) if f.name not in DEPRECATED)
+    # names, types and default values: the cell shows exactly what the dataclass (or TrainConfig) declares
+    hints, defaults = typing.get_type_hints(cls), cls()
+    for node in tree.body:
+        name = node.target.id
+        cell_type = eval(ast.unparse(node.annotation), {})  # builtins only: tuple[int, int] | None, bool | str
+        assert cell_type == hints[name], f"{path.name}: {name} is {ast.unparse(node.annotation)} in the cell, {hints[name]} in {cls.__name__}"
+        value = ast.literal_eval(node.value)
+        assert value == getattr(defaults, name) and type(value) is type(getattr(defaults, name)), \
+            f"{path.name}: {name} = {value!r} in the cell, {getattr(defaults, name)!r} in {cls.__name__}"
     nxt = nb.cells[nb.cells.index(cells[0]) + 1].source
     assert f"from_namespace({cls.__name__}, globals())" in nxt
 

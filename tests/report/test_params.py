@@ -1,3 +1,5 @@
+from dataclasses import fields
+
 import pytest
 
 from hnerv_lib.report.params import DataPrepParams, from_namespace, known_keys, load_profile
@@ -10,7 +12,7 @@ def test_namespace_to_dataclass_ignores_ipython_and_imports():
     ns = {"In": [], "Out": {}, "get_ipython": print, "_": 1, "pd": pytest, "from_namespace": from_namespace,
           "size": [32, 64], "every": 11, "teacher_pretrained": None, "window_frac": 1}
     p = from_namespace(DataPrepParams, ns)
-    assert p.size == [32, 64] and p.every == 11 and p.teacher_pretrained is None and p.window_frac == 1
+    assert p.size == (32, 64) and p.every == 11 and p.teacher_pretrained is None and p.window_frac == 1
 
 
 def test_unknown_parameter_fails_with_its_name():
@@ -19,7 +21,7 @@ def test_unknown_parameter_fails_with_its_name():
 
 
 @pytest.mark.parametrize("name, value", [("every", "2.5"), ("every", 2.5), ("every", True), ("size", [32, "6x"]),
-                                         ("window_frac", "half"), ("video", 3)])
+                                         ("size", [32, 64, 1]), ("grid", "2x4"), ("window_frac", "half"), ("video", 3)])
 def test_mistyped_parameter_fails(name, value):
     with pytest.raises(ConfigError, match=f"^{name}="):
         from_namespace(DataPrepParams, {name: value})
@@ -28,7 +30,7 @@ def test_mistyped_parameter_fails(name, value):
 def test_raw_strings_from_papermill_r_are_parsed_as_the_field_type():
     p = from_namespace(DataPrepParams, {"every": "2", "size": "[32, 64]", "teacher_pretrained": "none",
                                         "window_frac": "0.25"})
-    assert (p.every, p.size, p.teacher_pretrained, p.window_frac) == (2, [32, 64], None, 0.25)
+    assert (p.every, p.size, p.teacher_pretrained, p.window_frac) == (2, (32, 64), None, 0.25)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -36,7 +38,7 @@ def test_profiles_load_and_validate(profile):
     values = load_profile(profile)
     assert values["profile"] == profile and set(values) <= known_keys()
     p = from_namespace(DataPrepParams, values)
-    p.video_spec(), p.grid(), p.split_rule(), p.teacher_spec(), p.sliding()  # each builds without error
+    p.video_spec(), p.geometry(), p.split_rule(), p.teacher_spec(), p.sliding()  # each builds without error
 
 
 def test_smoke_profile_uses_an_explicit_random_init_teacher():
@@ -46,3 +48,35 @@ def test_smoke_profile_uses_an_explicit_random_init_teacher():
 def test_missing_profile_lists_the_available_ones():
     with pytest.raises(ValueError, match=r"profile 'nope' not found .*available: \['cpu', 'paper', 'quick', 'smoke'\]"):
         load_profile("nope")
+
+
+def test_one_home_per_knob():
+    """A name shared with TrainConfig has TrainConfig's type, default and choices; a name has one type everywhere."""
+    import typing
+    from dataclasses import MISSING
+
+    from hnerv_lib.report.params import NOTEBOOK_PARAMS
+    from hnerv_lib.train.config import TrainConfig
+
+    train = {f.name: f for f in fields(TrainConfig)}
+    train_hints = typing.get_type_hints(TrainConfig)
+    seen: dict[str, object] = {}
+    for cls in NOTEBOOK_PARAMS.values():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            assert seen.setdefault(f.name, hints[f.name]) == hints[f.name], f"{f.name} has two types"
+            if f.name in train:
+                t = train[f.name]
+                assert hints[f.name] == train_hints[f.name], f"{cls.__name__}.{f.name}: type differs from TrainConfig"
+                assert (f.default, f.default_factory) == (t.default, t.default_factory), f"{f.name}: default differs"
+                assert f.metadata == t.metadata, f"{f.name}: choices differ from TrainConfig's"
+            assert f.default is not MISSING or f.default_factory is not MISSING
+
+
+def test_train_config_derives_warmup_and_eval_cadence_from_the_epochs():
+    from hnerv_lib.report.params import AblationParams
+
+    p = from_namespace(AblationParams, {"clip_warmup_frac": 0.25, "eval_every": 10, "full_epochs": 40, "ablate_epochs": 8})
+    assert (p.train_config("full").clip_warmup_epochs, p.train_config("full").eval_every) == (10, 10)
+    assert (p.base_config("full").clip_warmup_epochs, p.base_config("full").eval_every) == (2, 8)
+    assert p.train_config("patch", epochs=8) == p.base_config("patch")
