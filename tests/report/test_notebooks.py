@@ -45,7 +45,10 @@ def test_one_parameters_cell_matching_its_dataclass(path):
     hints, defaults = typing.get_type_hints(cls), cls()
     for node in tree.body:
         name = node.target.id
-        cell_type = eval(ast.unparse(node.annotation), {})  # builtins only: tuple[int, int] | None, bool | str
+        # builtins, or a quoted Optional/Union: papermill's parameter regex does not read "X | None"
+        text = node.annotation.value if isinstance(node.annotation, ast.Constant) else ast.unparse(node.annotation)
+        assert "|" not in text, f"{path.name}: {name}: write Optional[...] / Union[...] in quotes, papermill misses '|'"
+        cell_type = eval(text, {"Optional": typing.Optional, "Union": typing.Union})
         assert cell_type == hints[name], f"{path.name}: {name} is {ast.unparse(node.annotation)} in the cell, {hints[name]} in {cls.__name__}"
         value = ast.literal_eval(node.value)
         assert value == getattr(defaults, name) and type(value) is type(getattr(defaults, name)), \
