@@ -17,7 +17,9 @@ enforces it, and forbids function-local ``hnerv_lib`` imports that would hide a 
 ``codec/``    quantise, bitstream (one file that decodes the video), decode (frames, export, speed),
               cli
 ``train/``    config (TrainConfig, presets, overrides), families (what a step computes per model
-              family), losses, schedule, trainer (``train(cfg, run_dir)``), checkpoint, sweep, cli
+              family), losses, schedule, setup (frames, targets, task, model before step one), run
+              (``Run``: the run directory and its files), trainer (``train(cfg, run_dir)``),
+              checkpoint, sweep, cli
 ``studies/``  ablation (notebook 04), comparison (notebook 05), tubelets/ (notebook 03: 2D patches
               vs 3D tubelets in a video ViT, with its own config, model, training and CLI)
 ``report/``   params (typed notebook parameters), runner (papermill), summary, figures

@@ -113,3 +113,49 @@ def test_tests_mirror_the_package_folders():
     folders = {p.name for p in tests.iterdir() if p.is_dir() and any(p.glob("test_*.py"))}
     assert folders <= set(RANK), f"test folders with no package folder: {sorted(folders - set(RANK))}"
     assert set(RANK) <= folders, f"package folders without tests: {sorted(set(RANK) - folders)}"
+
+
+def import_cycles(root: Path = PKG) -> list[list[str]]:
+    """Cycles in the graph of module-level ``hnerv_lib`` imports (a ``from pkg import sub`` is an edge to sub)."""
+    modules = {_module_name(p, root): p for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        edges = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                source = _absolute(module, path.name == "__init__.py", node)
+                subs = {f"{source}.{a.name}" for a in node.names} & set(modules)
+                edges |= subs or ({source} & set(modules))
+            elif isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names} & set(modules)
+        graph[module] = edges - {module}
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return cycles
+
+
+def test_no_import_cycles():
+    assert import_cycles() == []
+
+
+def test_the_cycle_finder_catches_a_planted_cycle(tmp_path):
+    pkg = tmp_path / "hnerv_lib"
+    (pkg / "train").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "train" / "__init__.py").write_text("")
+    (pkg / "train" / "a.py").write_text("from hnerv_lib.train.b import x\n")
+    (pkg / "train" / "b.py").write_text("from hnerv_lib.train import a\n")
+    assert import_cycles(pkg) == [["hnerv_lib.train.a", "hnerv_lib.train.b", "hnerv_lib.train.a"]]

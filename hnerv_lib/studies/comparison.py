@@ -21,9 +21,9 @@ from hnerv_lib.eval.clip_probes import verification_table
 from hnerv_lib.eval.frames import summarize
 from hnerv_lib.eval.patches import seam_metrics
 from hnerv_lib.models import count_params
-from hnerv_lib.train.checkpoint import load_weights
 from hnerv_lib.train.config import TrainConfig
-from hnerv_lib.train.trainer import _autocast, prepare
+from hnerv_lib.train.run import Run
+from hnerv_lib.train.setup import Setup, autocast
 from hnerv_lib.utils.memory import peak_tensor_mb
 
 
@@ -42,7 +42,7 @@ def train_step_mb(cfg: TrainConfig, setup) -> float:
     items = torch.arange(min(cfg.batch_size, task.num_items()), device=setup.device)
 
     def step() -> None:
-        with _autocast(cfg, setup.device):  # the precision the run trained in
+        with autocast(cfg, setup.device):  # the precision the run trained in
             loss = task.step_loss(model, items, cfg.clip_weight)
         loss.total.backward()
 
@@ -57,18 +57,17 @@ def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, d
 
     ``with_file=False`` skips compressing the model (bpp and decoding speed), which sweeps do not need.
     """
-    run_dir = Path(run_root) / cfg.run_id()
-    s = prepare(cfg, torch.device(device), cache_dir, progress=False)
-    load_weights(run_dir / "checkpoint.pt", s.model)
+    run = Run.of(cfg, run_root)
+    _, cfg, s = run.load(cache_dir, device)  # the stored (resolved) config and the trained weights
     step_mb = train_step_mb(cfg, s)
     with torch.no_grad():
-        return {**_measure_trained(cfg, s, run_dir, seam_k, with_file), "train_step_mb": step_mb}
+        return {**_measure_trained(cfg, s, run, seam_k, with_file), "train_step_mb": step_mb}
 
 
-def _measure_trained(cfg: TrainConfig, s, run_dir: Path, seam_k: int, with_file: bool) -> dict:
+def _measure_trained(cfg: TrainConfig, s: Setup, run: Run, seam_k: int, with_file: bool) -> dict:
     model = s.model.eval()
-    frames_df = pd.read_csv(run_dir / "frames.csv")
-    metrics = pd.read_csv(run_dir / "metrics.csv")
+    frames_df = run.frames()
+    metrics = run.metrics()
     ids = torch.arange(s.task.num_frames)
     rgb, clip = s.task.reconstruct(model, ids)
     row = {"design": "patch" if cfg.model_config().kind == "patch" else "full frame", "model": cfg.model,
@@ -83,7 +82,7 @@ def _measure_trained(cfg: TrainConfig, s, run_dir: Path, seam_k: int, with_file:
         row.update({f"clip_baseline_{k}": float(base[k]) for k in ("shuffled", "temporal") if k in base})
     if not with_file:
         return row
-    path = run_dir / "video.hnerv"
+    path = run.compressed_path
     stats = compress(model, path, s.task.frames.cpu(), grid=cfg.geometry())
     row.update({"bpp": stats.bpp, "bpp_no_clip": stats.bpp_no_clip,
                 "decode_fps": decoding_speed(path)["frames_per_s"]})

@@ -11,7 +11,9 @@ from typing import Optional
 import torch.distributed as dist
 
 from hnerv_lib.train.config import apply_overrides, get_train_preset
-from hnerv_lib.train.trainer import _dist_env, train
+from hnerv_lib.train.setup import dist_env
+from hnerv_lib.train.run import RunMismatch
+from hnerv_lib.train.trainer import train, validate
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -26,16 +28,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     try:
         cfg = apply_overrides(get_train_preset(args.preset), args.set)
+        validate(cfg)
     except ValueError as err:  # a bad preset, key or value: one line, before anything is written
         print(f"python -m hnerv_lib.train: {err}", file=sys.stderr)
         return 2
     run_dir = Path(args.run_dir) if args.run_dir else Path(args.run_root) / cfg.run_id()
     try:
         summary = train(cfg, run_dir, cache_dir=args.cache_dir, stop_after=args.stop_after)
+    except RunMismatch as err:  # another configuration's directory: refused before anything was written
+        print(f"python -m hnerv_lib.train: {err}", file=sys.stderr)
+        return 2
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if _dist_env()[0] == 0:
+    if dist_env()[0] == 0:
         print(f"run dir: {run_dir}")
         print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -1,7 +1,8 @@
 """Sweeps: many training configurations, each a run keyed by its config hash.
 
-* a run whose hash already finished (``runs/<id>/summary.json``) is reused, not retrained;
-* a failing run is recorded (``runs/<id>/error.json`` with the traceback) and the sweep goes on;
+* a run whose hash already finished (:attr:`Run.finished`) is reused, not retrained;
+* a failing run is recorded (:meth:`Run.record_failure`: message, traceback, config) and the sweep
+  goes on; the results table says ``failed`` with the error;
 * ``shard=(i, n)`` takes every n-th configuration by hash, so machines never collide; merging results
   is copying ``runs/`` folders together.
 """
@@ -9,7 +10,6 @@
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
@@ -18,8 +18,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.run import Run
 from hnerv_lib.train.trainer import train as default_train
-from hnerv_lib.utils import io
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,19 @@ def run_sweep(base: TrainConfig, variants: Iterable[Variant], run_root: str | Pa
     rows = []
     for v in tqdm(list(variants), desc="sweep", disable=not progress):
         cfg = v.apply(base)
-        run_id, run_dir = cfg.run_id(), Path(run_root) / cfg.run_id()
-        row = {"group": v.group, "label": v.label, "run_id": run_id}
-        if not in_shard(run_id, shard):
+        run = Run.of(cfg, run_root)
+        row = {"group": v.group, "label": v.label, "run_id": run.run_id}
+        if not in_shard(run.run_id, shard):
             continue
-        if (run_dir / "summary.json").is_file():
-            rows.append({**row, "status": "reused", **io.load_json(run_dir / "summary.json")})
+        if run.finished:
+            rows.append({**row, "status": "reused", **run.summary()})
             continue
         start = time.perf_counter()
         try:
-            summary = train_fn(cfg, run_dir, progress=False, **train_kwargs)
+            summary = train_fn(cfg, run.dir, progress=False, **train_kwargs)
             rows.append({**row, "status": "trained", "wall_s": time.perf_counter() - start, **summary})
         except Exception as err:  # a failing configuration must not stop the sweep
-            io.save_json({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc(),
-                          "config": cfg.to_dict()}, run_dir / "error.json")
+            run.record_failure(err, cfg)  # the trainer did too; a custom train_fn may not have
             rows.append({**row, "status": "failed", "error": f"{type(err).__name__}: {err}"})
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["group", "label", "run_id", "status"])
 

@@ -1,6 +1,5 @@
 """The ablation sweep of notebook 04: its variants, size scaling, Pareto front, driver and findings."""
 
-import json
 from dataclasses import replace
 
 import pandas as pd
@@ -9,6 +8,7 @@ import pytest
 from hnerv_lib.models import decoder_params, fc_dim_for_factor
 from hnerv_lib.studies.ablation import GROUPS, Ablation, findings, pareto_front, run_ablation
 from hnerv_lib.train.config import get_train_preset
+from hnerv_lib.train.run import Run
 from hnerv_lib.models import get_preset
 from hnerv_lib.report.params import AblationParams
 
@@ -75,12 +75,12 @@ def test_pareto_front_keeps_exactly_the_undominated_points():
 def _fake_train(calls):
     def train(cfg, run_dir, progress=False, **kwargs):
         calls.append(cfg.run_id())
+        Run(run_dir).begin(cfg)  # as the trainer: the directory exists before training can fail
         if cfg.loss == "L1":
             raise RuntimeError("L1 diverged on purpose")
-        run_dir.mkdir(parents=True, exist_ok=True)
         summary = {"psnr_train": 30 - cfg.clip_weight, "clip_val": 0.5 + cfg.clip_weight / 4, "params": 100,
                    "run_id": cfg.run_id()}
-        (run_dir / "summary.json").write_text(json.dumps(summary))
+        Run(run_dir).save_summary(summary)
         return summary
     return train
 
@@ -94,7 +94,7 @@ def test_sweep_trains_each_distinct_run_once_isolates_failures_and_reuses(tmp_pa
     assert len(calls) == len(set(calls)) == len(set(_ids(base, ab).values()))
     assert set(res["family"]) == {"full"}
     failed = res[res["status"] == "failed"]
-    assert failed["label"].tolist() == ["L1"] and (tmp_path / failed["run_id"].iloc[0] / "error.json").is_file()
+    assert failed["label"].tolist() == ["L1"] and Run.at(tmp_path, failed["run_id"].iloc[0]).failed
     text = findings(res)
     assert "lambda 1.0 vs 0 changes seen-frame PSNR by -1.00 dB" in text and "1 run(s) failed" in text
     calls.clear()

@@ -1,0 +1,89 @@
+"""What a run builds before its first step: frames, CLIP targets, the task and the seeded model.
+
+``prepare(cfg, device)`` is shared by the trainer and by :meth:`hnerv_lib.train.run.Run.load`, which
+rebuilds a finished run from the frame and target caches without decoding the video again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from hnerv_lib.data.targets import clip_targets
+from hnerv_lib.data.video import load_video
+from hnerv_lib.models import FullFrameConfig, build_model
+from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.families import make_task
+
+
+@dataclass
+class Setup:
+    """Everything built before the first step."""
+
+    cfg: TrainConfig
+    task: Any
+    model: torch.nn.Module
+    split: Any
+    video_caption: str
+    teacher: str
+    device: torch.device
+    hardware: Any = None  # utils.precision.Resolved: the precision and memory format, and why
+
+
+def dist_env() -> tuple[int, int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def run_device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {cfg.device!r} requested but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device(cfg.device)
+
+
+def resolve_hardware(cfg: TrainConfig, cache_dir: str | Path = "data/cache"):
+    """``cfg.hardware()``, decided once by rank 0 and shared, so every DDP process trains alike."""
+    hw = cfg.hardware(cache_dir) if not dist.is_initialized() or dist.get_rank() == 0 else None
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        box = [hw]
+        dist.broadcast_object_list(box, src=0)
+        hw = box[0]
+    return hw
+
+
+def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "data/cache", progress: bool = True) -> Setup:
+    """Load frames and CLIP targets (cached), build the task and the seeded model.
+
+    ``precision`` / ``channels_last`` "auto" are resolved here; the returned ``Setup.cfg`` holds the
+    concrete values and ``Setup.hardware`` the reason.
+    """
+    hw = cfg.hardware(cache_dir)  # no collective here: DDP ranks reach prepare() at different times
+    cfg = replace(cfg, precision=hw.precision, channels_last=hw.channels_last)
+    model_cfg = cfg.model_config()
+    video = load_video(cfg.video_spec(), cache_dir)
+    if isinstance(model_cfg, FullFrameConfig) and tuple(model_cfg.frame_hw) != video.frame_hw:
+        raise ValueError(f"model {cfg.model!r} outputs {model_cfg.frame_hw[0]}x{model_cfg.frame_hw[1]} frames but the "
+                         f"video is {video.frame_hw[0]}x{video.frame_hw[1]}: set size or pick a matching preset")
+    split = cfg.split_rule().indices(video.num_frames)
+    targets, teacher = None, "none (no CLIP head)"
+    if model_cfg.predict_clip:
+        t = clip_targets(video, cfg.geometry(), cfg.teacher_spec(), cache_dir=cache_dir, progress=progress)
+        targets, teacher = t.emb.to(device), t.describe_teacher()
+    windows = cfg.geometry().windows(video.frame_hw)
+    task = make_task(model_cfg, video.float_frames().to(device), targets, windows, split.train, cfg.loss, cfg.clip_sample)
+    torch.manual_seed(cfg.seed)  # the same init in every process and every resume
+    model = build_model(model_cfg).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return Setup(cfg, task, model, split, video.describe(), teacher, device, hw)
+
+
+def autocast(cfg: TrainConfig, device: torch.device):
+    """bf16 autocast when the run's (resolved) precision is bf16; a disabled context otherwise."""
+    return cfg.hardware().autocast(device)
