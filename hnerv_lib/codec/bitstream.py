@@ -181,6 +181,17 @@ def compress(model: nn.Module, path: str | os.PathLike, frames: Tensor | None = 
     return _stats(path, header, tensors, _code_lengths(table))
 
 
+def file_layout(path: str | os.PathLike) -> dict[str, int]:
+    """Bytes of each part of a compressed file: ``prefix`` (magic, length, crc), ``header`` (the JSON:
+    config, code table, quantisation ranges) and ``payload`` (the Huffman bit stream)."""
+    data = Path(path).read_bytes()
+    start = len(MAGIC) + PREFIX.size
+    if len(data) < start or not data.startswith(MAGIC):
+        raise ValueError(f"compressed file {path} is corrupt or truncated: no {MAGIC!r} prefix ({len(data)} bytes)")
+    head_len = PREFIX.unpack_from(data, len(MAGIC))[0]
+    return {"prefix": start, "header": head_len, "payload": len(data) - start - head_len}
+
+
 def _read(path: str | os.PathLike) -> tuple[Path, dict, dict[str, Quantized], Tensor]:
     """Header, quantised tensors and code lengths of a file; ValueError naming it if it is bad."""
     path = Path(path)

@@ -9,6 +9,7 @@ preset by a factor (the ablation's size axis).
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields, replace
 from typing import Any, Callable
 
@@ -62,6 +63,14 @@ def _nerv_paper() -> FullFrameConfig:
     return _sized(cfg, 1.5e6)
 
 
+def _nerv_small(frame_hw: tuple[int, int], dec_strides: tuple[int, ...], fc_dim: int, lower_width: int) -> Callable[[], FullFrameConfig]:
+    """NeRV (frame index in, whole frame out) at the smoke/quick sizes, with the NeRV baseline's kernels and
+    reduce; a 2x4 stem grid like the HNeRV presets of the same size. No CLIP head: the RD study's baseline."""
+    grid = (frame_hw[0] // math.prod(dec_strides), frame_hw[1] // math.prod(dec_strides))
+    return lambda: FullFrameConfig(kind="nerv", frame_hw=frame_hw, fc_hw=grid, dec_strides=dec_strides,
+                                   ks=KernelSchedule(0, 3, 3), reduce=2.0, fc_dim=fc_dim, lower_width=lower_width)
+
+
 def _hnerv_cpu_orig() -> FullFrameConfig:
     """The original code's CPU run: Bunny 160x320, encoder and decoder strides 5,2,2,2,2, size 1.5."""
     cfg = FullFrameConfig(kind="hnerv", frame_hw=(160, 320), enc_strides=(5, 2, 2, 2, 2), dec_strides=(5, 2, 2, 2, 2))
@@ -82,6 +91,8 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "nerv-1.5m": _nerv_paper,
     "hnerv-cpu-orig": _hnerv_cpu_orig,
     "hnerv-quick": _hnerv_quick,
+    "nerv-tiny": _nerv_small((32, 64), (4, 2, 2), fc_dim=24, lower_width=8),
+    "nerv-quick": _nerv_small((64, 128), (4, 2, 2, 2), fc_dim=64, lower_width=12),
     # patch models; patch-tiny at the smoke profile (32x64 -> 16x16 patches), the series at 640x1280
     "patch-tiny": _patch(16, patch_hw=(16, 16), dec_strides=(2, 2, 2), lower_width=4),
     # 64x128 in 2x4 -> 32x32 patches; fc_dim 56 gives ~0.47M params, the size of hnerv-quick (0.48M)

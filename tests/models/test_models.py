@@ -212,6 +212,8 @@ PRESET_PARAMS = {
     "nerv-1.5m": 1_507_868,
     "hnerv-cpu-orig": 1_648_967,
     "hnerv-quick": 482_132,
+    "nerv-tiny": 78_619,
+    "nerv-quick": 408_871,
     "patch-tiny": 58_470,
     "patch-comparable": 2_183_676,
     "patch-balanced": 8_266_181,
