@@ -93,6 +93,7 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "hnerv-quick": _hnerv_quick,
     "nerv-tiny": _nerv_small((32, 64), (4, 2, 2), fc_dim=24, lower_width=8),
     "nerv-quick": _nerv_small((64, 128), (4, 2, 2, 2), fc_dim=64, lower_width=12),
+    "nerv-cpu": _nerv_small((160, 320), (5, 2, 2, 2, 2), fc_dim=64, lower_width=12),
     # patch models; patch-tiny at the smoke profile (32x64 -> 16x16 patches), the series at 640x1280
     "patch-tiny": _patch(16, patch_hw=(16, 16), dec_strides=(2, 2, 2), lower_width=4),
     # 64x128 in 2x4 -> 32x32 patches; fc_dim 56 gives ~0.47M params, the size of hnerv-quick (0.48M)

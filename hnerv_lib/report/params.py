@@ -25,7 +25,9 @@ from hnerv_lib.data.split import Split
 from hnerv_lib.data.teacher import TeacherSpec
 from hnerv_lib.data.video import VideoSpec
 from hnerv_lib.models import list_presets
+from hnerv_lib.codec.baselines import CodecSetting
 from hnerv_lib.studies.ablation import Ablation
+from hnerv_lib.studies.rate_distortion import NetworkCurve
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.study import Study
@@ -125,6 +127,8 @@ class TrainingParams(ReportParams):
     patch_model: str = knob("patch-quick", choices=list_presets)  # patch model preset (its patch size must equal size / grid)
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
+    model_bits: int = 8  # weight quantisation of the compressed file (HNeRV: 8)
+    embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 
     def train_config(self, family: str, epochs: Optional[int] = None, **overrides: Any) -> TrainConfig:
         """The TrainConfig of the ``family`` ("full" or "patch") model under these parameters.
@@ -159,8 +163,6 @@ class FullFrameParams(TrainingParams):
     """Notebook 01: train the full-frame HNeRV + CLIP map, inspect it, compress it."""
 
     show_frames: int = 4  # reconstructions shown beside the ground truth
-    model_bits: int = 8  # weight quantisation for the compressed file (HNeRV: 8)
-    embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 
 
 @dataclass
@@ -252,6 +254,47 @@ class SearchParams(TrainingParams):
     top_k: int = 5  # results per query; recall@k compares the network's top k with the teacher's
 
 
+@dataclass
+class RateDistortionParams(TrainingParams):
+    """Notebook 07: PSNR / MS-SSIM against bits per pixel for the networks at several sizes and for codecs."""
+
+    rd_epochs: int = 30  # epochs of every RD run (all frames trained, split 1_1_1)
+    rd_hnerv_widths: list[int] = field(default_factory=lambda: [6, 10, 16, 24])  # stem widths (fc_dim) of the HNeRV points
+    rd_clip: bool = True  # also train the HNeRV widths with the CLIP head (its cost in dB and bits)
+    rd_nerv_model: str = knob("nerv-quick", choices=list_presets)  # NeRV preset (frame index in); its frame size must be `size`
+    rd_nerv_widths: list[int] = field(default_factory=lambda: [8, 16, 24])  # stem widths of the NeRV points
+    rd_patch_widths: list[int] = field(default_factory=lambda: [6, 10, 16])  # stem widths of the patch points
+    rd_codecs: list[str] = field(default_factory=lambda: ["x264 yuv420p", "x264 yuv444p", "x265 yuv420p", "x265 yuv444p", "svt-av1 yuv420p"])  # codec and pixel format
+    rd_crfs: list[int] = field(default_factory=lambda: [22, 27, 32, 37, 42, 47])  # CRF sweep of x264 / x265 / vp9
+    rd_av1_crfs: list[int] = field(default_factory=lambda: [30, 38, 46, 54, 62])  # CRF sweep of SVT-AV1 (0-63 scale)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.codec_settings(), self.curves()  # a bad codec, pixel format or preset is named now, not mid-sweep
+
+    def codec_settings(self):
+        """Every (codec, pixel format, CRF) point of the sweep."""
+        out = []
+        for item in self.rd_codecs:
+            codec, _, pix_fmt = item.partition(" ")
+            crfs = self.rd_av1_crfs if codec == "svt-av1" else self.rd_crfs
+            out += [CodecSetting(codec, pix_fmt or "yuv420p", crf) for crf in crfs]
+        return out
+
+    def curves(self):
+        """The network RD curves these parameters ask for."""
+        out = [NetworkCurve("HNeRV", self.full_model, tuple(self.rd_hnerv_widths))]
+        if self.rd_clip:
+            out.append(NetworkCurve("HNeRV + CLIP head", self.full_model, tuple(self.rd_hnerv_widths), predict_clip=True))
+        out.append(NetworkCurve("NeRV", self.rd_nerv_model, tuple(self.rd_nerv_widths)))
+        out.append(NetworkCurve("patch", self.patch_model, tuple(self.rd_patch_widths)))
+        return out
+
+    def bases(self) -> dict[str, TrainConfig]:
+        """Each family's training recipe at ``rd_epochs`` (the curves set the model and the split)."""
+        return {family: self.train_config(family, epochs=self.rd_epochs) for family in ("full", "patch")}
+
+
 NOTEBOOK_PARAMS: dict[str, type] = {
     "00_data_prep": DataPrepParams,
     "01_full_frame_training": FullFrameParams,
@@ -260,6 +303,7 @@ NOTEBOOK_PARAMS: dict[str, type] = {
     "04_ablations": AblationParams,
     "05_comparison": ComparisonParams,
     "06_semantic_search": SearchParams,
+    "07_rate_distortion": RateDistortionParams,
 }
 
 

@@ -88,7 +88,7 @@ def measure_network(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Pat
             "bpp": stats.bpp, "bpp_no_clip": stats.bpp_no_clip, "bpp_file": stats.bpp_file,
             "psnr": decoded["psnr_train"], "ssim": decoded["ssim_train"], "ms_ssim": decoded["ms_ssim_train"],
             "ms_ssim_note": scores.attrs.get("ms_ssim_note", ""), "psnr_float": summary["psnr_train"],
-            "seconds_per_epoch": summary["seconds_per_epoch"], "run_id": r.run_id}
+            "seconds_per_epoch": summary["seconds_per_epoch"], "teacher": summary["teacher"], "run_id": r.run_id}
 
 
 def network_sweep(curves: Iterable[NetworkCurve], bases: dict[str, TrainConfig], run_root: str | Path,
@@ -112,3 +112,44 @@ def curves_of(table: pd.DataFrame, name_col: str, rate: str = "bpp", quality: st
     wanted = list(names) if names is not None else list(dict.fromkeys(ok[name_col]))
     return [Curve(n, tuple(ok[ok[name_col] == n][rate]), tuple(ok[ok[name_col] == n][quality])) for n in wanted
             if (ok[name_col] == n).sum() >= 2]
+
+
+# The HNeRV paper's Bunny PSNRs (anchors.md): 640x1280, 132 frames, 300 epochs on a GPU. Rates are the
+# paper's size x 8 bits / pixels, i.e. 8-bit weights before entropy coding (the paper does not list bytes).
+PAPER_BUNNY_PSNR = {"HNeRV": {0.35: 30.15, 0.75: 32.81, 1.5: 35.57, 3.0: 37.43},
+                    "NeRV": {0.35: 26.99, 0.75: 28.46, 1.5: 30.87, 3.0: 33.21}}
+PAPER_PIXELS = 132 * 640 * 1280
+
+
+def paper_points() -> pd.DataFrame:
+    """The paper's Bunny points as rows: curve ("paper: HNeRV"), size_m, bpp (8-bit, before coding), psnr."""
+    return pd.DataFrame([{"curve": f"paper: {name}", "size_m": size, "bpp": size * 1e6 * 8 / PAPER_PIXELS, "psnr": psnr}
+                         for name, points in PAPER_BUNNY_PSNR.items() for size, psnr in points.items()])
+
+
+def clip_head_cost(networks: pd.DataFrame, plain: str = "HNeRV", with_clip: str = "HNeRV + CLIP head") -> pd.DataFrame:
+    """Per width: what adding the CLIP head costs in bits (bpp) and in decoded PSNR (dB)."""
+    a = networks[networks["curve"] == plain].set_index("fc_dim")
+    b = networks[networks["curve"] == with_clip].set_index("fc_dim")
+    common = a.index.intersection(b.index)
+    return pd.DataFrame({"fc_dim": common, "bpp_without": a.loc[common, "bpp"].values,
+                         "bpp_with": b.loc[common, "bpp"].values,
+                         "clip_head_bpp": (b.loc[common, "bpp"] - b.loc[common, "bpp_no_clip"]).values,
+                         "psnr_without": a.loc[common, "psnr"].values, "psnr_with": b.loc[common, "psnr"].values,
+                         "psnr_cost_db": (a.loc[common, "psnr"] - b.loc[common, "psnr"]).values})
+
+
+def verdict(bd: pd.DataFrame, cost: pd.DataFrame) -> str:
+    """Plain words from the BD-rate table (rows: curve, anchor, bd_rate_pct, overlap, note) and the CLIP cost."""
+    parts = []
+    for _, r in bd.iterrows():
+        if r["note"]:
+            parts.append(f"{r['curve']} vs {r['anchor']}: no BD-rate ({r['note'].split(': ', 1)[-1]}).")
+            continue
+        pct = r["bd_rate_pct"]
+        words = f"{abs(pct):.0f} % {'more' if pct > 0 else 'fewer'} bits than"
+        parts.append(f"{r['curve']} needs {words} {r['anchor']} for the same PSNR (over {r['overlap']} dB).")
+    if len(cost):
+        parts.append(f"The CLIP head adds {cost['clip_head_bpp'].mean():.3f} bpp on average and changes decoded PSNR by "
+                     f"{-cost['psnr_cost_db'].mean():+.2f} dB at equal width ({len(cost)} widths).")
+    return " ".join(parts)

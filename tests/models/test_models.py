@@ -214,6 +214,7 @@ PRESET_PARAMS = {
     "hnerv-quick": 482_132,
     "nerv-tiny": 78_619,
     "nerv-quick": 408_871,
+    "nerv-cpu": 580_279,
     "patch-tiny": 58_470,
     "patch-comparable": 2_183_676,
     "patch-balanced": 8_266_181,
