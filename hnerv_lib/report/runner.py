@@ -166,16 +166,33 @@ def hardware(params: dict[str, Any], cache_dir: str | Path) -> dict[str, Any]:
     return {**describe(hw), "asked": f"precision={asked[0]}, channels_last={str(asked[1]).lower()}"}
 
 
+def _made_with(commit: str, made: str, hw: Optional[dict]) -> dict[str, str]:
+    """How one notebook's outputs were made: commit, time and training precision."""
+    precision = f"{hw['precision']}{' + channels_last' if hw['channels_last'] else ''}" if hw else "fp32 (before precision: auto)"
+    return {"git_commit": commit, "made_utc": made, "precision": precision}
+
+
+def _earlier_notebooks(old: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per-notebook records of an existing provenance file; notebooks run before these records existed
+    inherit that file's top-level commit, time and precision (what made them)."""
+    known = dict(old.get("notebooks", {}))
+    for nb in old.get("wall_seconds", {}):
+        known.setdefault(nb, _made_with(old.get("git_commit", "?"), old.get("made_utc", "?"), old.get("hardware")))
+    return known
+
+
 def _write_provenance(report_dir: Path, cfg: ReportRun, params: dict, timings: dict[str, float],
                       peaks: dict[str, float]) -> None:
     path = report_dir / "provenance.json"
     old = io.load_json(path) if path.is_file() else {}
+    commit, made, hw = _git_commit(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), hardware(params, cfg.cache_dir)
     record = {
-        "profile": cfg.profile, "git_commit": _git_commit(), "hnerv_lib": __version__,
-        "made_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), **machine(), "parameters": params,
-        "hardware": hardware(params, cfg.cache_dir),
+        "profile": cfg.profile, "git_commit": commit, "hnerv_lib": __version__,
+        "made_utc": made, **machine(), "parameters": params,
+        "hardware": hw,
         "wall_seconds": {**old.get("wall_seconds", {}), **timings},
         "peak_rss_mb": {**old.get("peak_rss_mb", {}), **peaks},
+        "notebooks": {**_earlier_notebooks(old), **{nb: _made_with(commit, made, hw) for nb in timings}},
         "peak_rss_note": "largest resident memory of any notebook kernel finished so far in the run (a running "
                          "maximum: a notebook's own peak is at most its value, and equal to it where it rose)",
     }

@@ -64,13 +64,18 @@ def provenance_rows(prov: dict[str, Any]) -> list[str]:
         rows.append(f"| training precision | {hw['precision']}{' + channels_last' if hw['channels_last'] else ''} "
                     f"(asked: {hw.get('asked', '?')}; {hw['reason']}) |")
     rows += [f"| {name} | {version} |" for name, version in sorted(prov.get("packages", {}).items())]
-    walls, peaks = prov.get("wall_seconds", {}), prov.get("peak_rss_mb", {})
-    rows += ["", "| notebook | wall time (s) | peak kernel memory (MiB) |", "|---|---|---|"]
+    walls, peaks, made = prov.get("wall_seconds", {}), prov.get("peak_rss_mb", {}), prov.get("notebooks", {})
+    rows += ["", "| notebook | wall time (s) | peak kernel memory (MiB) | git commit | made (UTC) | training precision |",
+             "|---|---|---|---|---|---|"]
     for nb in sorted(walls):
-        peak = peaks.get(nb)
-        rows.append(f"| {nb} | {walls[nb]:.1f} | {'' if peak is None else f'{peak:.0f}'} |")
+        peak, m = peaks.get(nb), made.get(nb, {})
+        rows.append(f"| {nb} | {walls[nb]:.1f} | {'' if peak is None else f'{peak:.0f}'} | `{m.get('git_commit', '?')}` | "
+                    f"{m.get('made_utc', '?')} | {m.get('precision', '?')} |")
     rows.append(f"| **total** | **{sum(walls.values()):.1f}** ({sum(walls.values()) / 60:.1f} min) | "
-                f"**{max(peaks.values(), default=0):.0f}** |")
+                f"**{max(peaks.values(), default=0):.0f}** | | | |")
+    if len({m.get("git_commit") for m in made.values()}) > 1:
+        rows += ["", "> The notebooks of this report were made at different commits (table above): the top rows "
+                 "name the latest run only."]
     return rows
 
 

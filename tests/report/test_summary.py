@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 
 from hnerv_lib.report.figures import save_figure, save_table  # noqa: E402
 from hnerv_lib.report.runner import machine  # noqa: E402
-from hnerv_lib.report.summary import write_index, write_summary  # noqa: E402
+from hnerv_lib.report.summary import KEY_ITEMS, provenance_rows, write_index, write_summary  # noqa: E402
 
 
 def _report(tmp_path):
@@ -36,7 +36,7 @@ def test_summary_gathers_key_items_with_captions_and_ends_with_provenance(tmp_pa
     assert "![01_curves](figures/01_curves.png)" in text and "*Training curves — profile quick*" in text
     assert "a table the summary only links" not in text
     assert "**The CLIP teacher was randomly initialised**" in text
-    assert text.count("*Not run under this profile*") == 6  # every notebook but 01
+    assert text.count("*Not run under this profile*") == len(KEY_ITEMS) - 1  # every notebook but 01
     tail = text[text.index("## Provenance"):]
     for item in ("`abc1234`", "Some CPU (2 cores)", "| torch | 2.15.0 |", "| 01_full_frame_training.ipynb | 61.0 | 900 |"):
         assert item in tail
@@ -53,3 +53,18 @@ def test_machine_names_cpu_gpu_and_package_versions():
     m = machine()
     assert m["cpu"] and m["cpu_cores"] >= 1 and m["gpu"]
     assert m["packages"]["torch"].split("+")[0].count(".") == 2 and "open_clip_torch" in m["packages"]
+
+
+def test_provenance_says_which_commit_made_each_notebook(tmp_path):
+    from hnerv_lib.report.runner import _earlier_notebooks, _made_with
+
+    old = {"git_commit": "aaa111", "made_utc": "2026-11-22 08:54", "wall_seconds": {"00_data_prep.ipynb": 50.0}}
+    known = {**_earlier_notebooks(old),
+             "07_rate_distortion.ipynb": _made_with("bbb222", "2026-12-04 03:00", {"precision": "bf16", "channels_last": True})}
+    assert known["00_data_prep.ipynb"] == {"git_commit": "aaa111", "made_utc": "2026-11-22 08:54",
+                                           "precision": "fp32 (before precision: auto)"}
+    prov = {**old, "git_commit": "bbb222", "wall_seconds": {**old["wall_seconds"], "07_rate_distortion.ipynb": 9.0},
+            "notebooks": known}
+    rows = "\n".join(provenance_rows(prov))
+    assert "| 00_data_prep.ipynb | 50.0 |  | `aaa111` | 2026-11-22 08:54 | fp32 (before precision: auto) |" in rows
+    assert "`bbb222` | 2026-12-04 03:00 | bf16 + channels_last |" in rows and "made at different commits" in rows
