@@ -159,3 +159,10 @@ def test_the_cycle_finder_catches_a_planted_cycle(tmp_path):
     (pkg / "train" / "a.py").write_text("from hnerv_lib.train.b import x\n")
     (pkg / "train" / "b.py").write_text("from hnerv_lib.train import a\n")
     assert import_cycles(pkg) == [["hnerv_lib.train.a", "hnerv_lib.train.b", "hnerv_lib.train.a"]]
+
+
+def test_test_file_names_are_unique():
+    """pytest imports test modules by basename (no __init__.py here): two equal names break collection."""
+    tests = Path(__file__).resolve().parent
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

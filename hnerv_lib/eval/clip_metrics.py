@@ -1,0 +1,146 @@
+"""CLIP metrics that can fail: centred cosine, retrieval, a per-position-mean baseline, block-bootstrap intervals.
+
+Raw cosine between predicted and target CLIP embeddings saturates when the targets barely vary (a
+random-init teacher gives cosines >= 0.99 between frames), so a network that outputs each patch
+position's mean target scores as well as one that learnt every frame. The metrics here measure what
+varies:
+
+* **centred cosine**: subtract the mean *training* target of each patch position from both the
+  prediction and the target, then take the cosine. A perfect predictor scores 1; the
+  per-position-mean predictor scores 0.
+* **retrieval top-k**: is the prediction among the k nearest (cosine, on centred vectors) of all
+  targets of its split, every frame and every position? Chance is ``k / candidates``. Ties (e.g. a
+  zero centred prediction) count as a random draw among the tied candidates.
+* **baselines**: the per-position mean, targets shuffled across frames and positions, and the same
+  position in another frame. They go through the same metrics.
+* **intervals**: a moving-block bootstrap over contiguous blocks of frames. Neighbouring frames are
+  near duplicates, so resampling single pairs as if independent gives intervals that are too narrow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from hnerv_lib.data.split import SplitIndices
+
+EPS = 1e-8
+PREDICTORS = ("model", "position mean", "shuffled", "other frame")
+
+
+def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(f"pred and target must both be (T, N, D); got {tuple(pred.shape)} and {tuple(target.shape)}")
+
+
+def position_means(target: torch.Tensor, frames: Sequence[int]) -> torch.Tensor:
+    """(N, D): the mean target of each patch position over ``frames`` (the training frames)."""
+    if len(frames) == 0:
+        raise ValueError("position_means needs at least one frame (the training frames)")
+    return target[list(frames)].float().mean(0)
+
+
+def centred_cosine(pred: torch.Tensor, target: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """(T, N) cosine of ``pred - means`` with ``target - means``; a zero vector scores 0."""
+    _check(pred, target)
+    a, b = pred.float() - means, target.float() - means
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(EPS)
+
+
+def retrieval(pred: torch.Tensor, target: torch.Tensor, means: torch.Tensor, frames: Sequence[int],
+              ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k retrieval of each prediction of ``frames`` among all targets of ``frames`` (centred vectors).
+
+    Returns ``top{k}`` (expected hit rate, ties split evenly), ``chance{k}`` (k / candidates) and ``candidates``.
+    """
+    _check(pred, target)
+    frames = list(frames)
+    if not frames:
+        raise ValueError("retrieval needs at least one frame")
+    p = F.normalize((pred[frames].float() - means).flatten(0, 1), dim=-1, eps=EPS)
+    t = F.normalize((target[frames].float() - means).flatten(0, 1), dim=-1, eps=EPS)
+    sims = p @ t.T  # (M, M): prediction i against every target j
+    own = sims.diagonal()[:, None]
+    tol = 1e-6
+    higher = (sims > own + tol).sum(1).double()
+    ties = ((sims - own).abs() <= tol).sum(1).double() - 1  # other candidates scoring like the own target
+    m = sims.shape[0]
+    out: dict[str, float] = {"candidates": float(m)}
+    for k in ks:
+        hit = ((k - higher) / (ties + 1)).clamp(0, 1)  # P(own target in top k) under random tie-breaking
+        out[f"top{k}"] = float(hit.mean())
+        out[f"chance{k}"] = min(k / m, 1.0)
+    return out
+
+
+def block_bootstrap_ci(values: torch.Tensor, block: int, n_boot: int = 1000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean of ``values`` (T, ...) from a moving-block bootstrap over dim 0.
+
+    Each replicate concatenates ``ceil(T / block)`` blocks of ``block`` consecutive frames, starting at
+    random frames, cut to T frames. ``block = 1`` is the ordinary bootstrap over frames.
+    """
+    v = values.double().reshape(values.shape[0], -1)
+    t = v.shape[0]
+    if t == 0 or block < 1:
+        raise ValueError(f"block_bootstrap_ci needs >= 1 frame and block >= 1; got {t} frames, block {block}")
+    block = min(block, t)
+    per_frame = v.mean(1)
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, t - block + 1, (n_boot, math.ceil(t / block)), generator=g)
+    idx = (starts[:, :, None] + torch.arange(block)[None, None, :]).reshape(n_boot, -1)[:, :t]
+    means = per_frame[idx].mean(1)
+    lo, hi = torch.quantile(means, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return float(lo), float(hi)
+
+
+def default_block(num_frames: int) -> int:
+    """Block length for the bootstrap: about the cube root of the frame count (at least 2 when T >= 4)."""
+    return max(1, min(num_frames, round(num_frames ** (1 / 3)) if num_frames >= 4 else 1))
+
+
+def baselines(target: torch.Tensor, means: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Predictions that know nothing frame-specific: (T, N, D) each."""
+    t, n, d = target.shape
+    g = torch.Generator().manual_seed(1_000_003 * seed + 104_729)
+    shuffled = target.reshape(t * n, d)[torch.randperm(t * n, generator=g)].reshape(t, n, d)
+    other = (torch.arange(t)[:, None] + torch.randint(1, max(t, 2), (t, n), generator=g)) % t
+    other_frame = target[other, torch.arange(n)[None, :]] if t > 1 else torch.full_like(target, float("nan"))
+    return {"position mean": means.expand(t, n, d).clone(), "shuffled": shuffled, "other frame": other_frame}
+
+
+def clip_table(pred: torch.Tensor, target: torch.Tensor, split: SplitIndices, block: Optional[int] = None,
+               n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Rows (split, predictor) with centred cosine (and its block-bootstrap interval), retrieval top-1/top-5
+    with chance, and raw cosine, for the model and every baseline, on the train and validation frames.
+
+    Centring uses the mean *training* target per position, for every split.
+    """
+    _check(pred, target)
+    means = position_means(target, split.train)
+    preds = {"model": pred.float(), **baselines(target.float(), means, seed)}
+    rows = []
+    for role, frames in (("train", split.train), ("val", split.val)):
+        if not frames:
+            continue  # never a metric over zero frames
+        blk = block or default_block(len(frames))
+        for name, p in preds.items():
+            if torch.isnan(p).any():
+                continue
+            cc = centred_cosine(p, target, means)[frames]
+            lo, hi = block_bootstrap_ci(cc, blk, n_boot, seed=seed)
+            r = retrieval(p, target, means, frames)
+            raw = F.cosine_similarity(p[frames], target[frames].float(), dim=-1)
+            rows.append({"split": role, "predictor": name, "centred_cos": float(cc.mean()), "ci_low": lo, "ci_high": hi,
+                         "top1": r["top1"], "top5": r["top5"], "chance_top1": r["chance1"], "chance_top5": r["chance5"],
+                         "raw_cos": float(raw.mean()), "frames": len(frames), "block": blk})
+    return pd.DataFrame(rows)
+
+
+def separated(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two intervals (low, high) do not overlap."""
+    return a[1] < b[0] or b[1] < a[0]

@@ -1,0 +1,76 @@
+"""CLIP metrics on constructed cases: they must tell a perfect, a trivial and a shuffled predictor apart."""
+
+import pytest
+import torch
+
+from hnerv_lib.data.split import Split
+from hnerv_lib.eval.clip_metrics import (baselines, block_bootstrap_ci, centred_cosine, clip_table, position_means,
+                                         retrieval, separated)
+
+T, N, D = 20, 8, 32
+
+
+def _targets(spread=0.05, seed=0):
+    """Nearly constant targets, like a random teacher's: a shared direction plus a small per-frame part."""
+    g = torch.Generator().manual_seed(seed)
+    common = torch.randn(1, N, D, generator=g) * 3
+    return common + spread * torch.randn(T, N, D, generator=g)
+
+
+def test_perfect_predictor_scores_one():
+    target = _targets()
+    means = position_means(target, range(T))
+    assert centred_cosine(target, target, means).mean() == pytest.approx(1.0, abs=1e-5)
+    r = retrieval(target, target, means, range(T))
+    assert r["top1"] == pytest.approx(1.0) and r["top5"] == pytest.approx(1.0)
+    assert r["chance1"] == pytest.approx(1 / (T * N)) and r["candidates"] == T * N
+
+
+def test_raw_cosine_cannot_tell_the_position_mean_from_a_perfect_predictor_but_these_can():
+    target = _targets()
+    means = position_means(target, range(T))
+    trivial = means.expand(T, N, D)
+    raw = torch.nn.functional.cosine_similarity(trivial, target, dim=-1).mean()
+    assert raw > 0.99  # saturated
+    assert centred_cosine(trivial, target, means).abs().max() < 1e-6  # the zero vector scores 0
+    r = retrieval(trivial, target, means, range(T))
+    assert r["top1"] == pytest.approx(r["chance1"], rel=1e-6) and r["top5"] == pytest.approx(r["chance5"], rel=1e-6)
+
+
+def test_shuffled_predictor_is_near_chance():
+    target = _targets()
+    means = position_means(target, range(T))
+    shuffled = baselines(target, means)["shuffled"]
+    assert abs(float(centred_cosine(shuffled, target, means).mean())) < 0.1
+    assert retrieval(shuffled, target, means, range(T))["top1"] < 0.05
+
+
+def test_block_bootstrap_is_wider_than_the_pairwise_one_on_autocorrelated_frames():
+    g = torch.Generator().manual_seed(3)
+    x = torch.zeros(200)
+    for i in range(1, 200):  # AR(1), rho 0.95: neighbouring frames nearly repeat
+        x[i] = 0.95 * x[i - 1] + torch.randn(1, generator=g).item()
+    values = x[:, None] + 0.1 * torch.randn(200, 8, generator=g)
+    lo1, hi1 = block_bootstrap_ci(values, block=1)
+    lo10, hi10 = block_bootstrap_ci(values, block=10)
+    assert (hi10 - lo10) > 1.5 * (hi1 - lo1)
+    assert separated((0, 1), (2, 3)) and not separated((0, 2), (1, 3))
+
+
+def test_clip_table_leads_with_centred_cosine_and_retrieval_for_model_and_baselines():
+    target = _targets()
+    split = Split(6, 6, 10).indices(T)
+    noisy = target + 0.01 * torch.randn(T, N, D, generator=torch.Generator().manual_seed(1))
+    df = clip_table(noisy, target, split, n_boot=200)
+    assert list(df.columns[:5]) == ["split", "predictor", "centred_cos", "ci_low", "ci_high"]
+    assert set(df["predictor"]) == {"model", "position mean", "shuffled", "other frame"}
+    row = df.set_index(["split", "predictor"])
+    assert row.loc[("train", "model"), "centred_cos"] > 0.9 > row.loc[("train", "position mean"), "centred_cos"] + 0.8
+    assert row.loc[("val", "model"), "top1"] > 0.5 > row.loc[("val", "position mean"), "top1"]
+    assert row.loc[("train", "position mean"), "raw_cos"] > 0.99  # raw cosine stays a column, and stays saturated
+    assert (df["block"] >= 1).all() and (df["ci_low"] <= df["centred_cos"]).all() and (df["centred_cos"] <= df["ci_high"]).all()
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises(ValueError, match=r"\(T, N, D\)"):
+        centred_cosine(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3))
