@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from hnerv_lib.data.split import SplitIndices
 
 EPS = 1e-8
+MIN_BLOCKS = 5  # fewer independent blocks than this: an interval is not worth a verdict
 PREDICTORS = ("model", "position mean", "shuffled", "other frame")
 
 
@@ -144,3 +145,71 @@ def clip_table(pred: torch.Tensor, target: torch.Tensor, split: SplitIndices, bl
 def separated(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """Whether two intervals (low, high) do not overlap."""
     return a[1] < b[0] or b[1] < a[0]
+
+
+def effective_rank(matrix: torch.Tensor) -> float:
+    """Roy & Vetterli's effective rank: exp of the entropy of the normalised singular values (1 = one direction)."""
+    s = torch.linalg.svdvals(matrix.double())
+    p = s / s.sum().clamp_min(EPS)
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def target_diversity(target: torch.Tensor) -> dict[str, float]:
+    """How much the teacher's targets (T, N, D) vary: mean pairwise cosine across frames (per position) and
+    across positions (per frame), and the effective rank of the (T*N, D) target matrix, raw and centred."""
+    if target.dim() != 3:
+        raise ValueError(f"target must be (T, N, D); got {tuple(target.shape)}")
+    t, n, _ = target.shape
+    u = F.normalize(target.double(), dim=-1)
+
+    def off_diagonal_mean(gram: torch.Tensor) -> float:  # (B, K, K) -> mean over the K*(K-1) off-diagonal pairs
+        k = gram.shape[-1]
+        return float((gram.sum((-1, -2)) - gram.diagonal(dim1=-2, dim2=-1).sum(-1)).sum() / (gram.shape[0] * k * (k - 1)))
+
+    across_frames = off_diagonal_mean(u.transpose(0, 1) @ u.transpose(0, 1).transpose(1, 2)) if t > 1 else float("nan")
+    across_positions = off_diagonal_mean(u @ u.transpose(1, 2)) if n > 1 else float("nan")
+    flat = target.double().reshape(t * n, -1)
+    centred = (target.double() - target.double().mean(0, keepdim=True)).reshape(t * n, -1)
+    return {"cos_across_frames": across_frames, "cos_across_positions": across_positions,
+            "effective_rank": effective_rank(flat), "effective_rank_centred": effective_rank(centred),
+            "frames": t, "positions": n}
+
+
+def saturation_note(diversity: dict[str, float], threshold: float = 0.95) -> str:
+    """Plain words: will raw cosine be saturated under these targets?"""
+    c = diversity["cos_across_frames"]
+    if c >= threshold:
+        return (f"The targets barely change between frames (mean cosine {c:.3f} across frames at the same position): "
+                "raw cosine similarity will be near 1 for any network, including one that outputs each position's mean. "
+                "Judge the CLIP heads by centred cosine and retrieval.")
+    return (f"The targets vary between frames (mean cosine {c:.3f} across frames at the same position): raw cosine "
+            "carries some information, but centred cosine and retrieval remain the stricter tests.")
+
+
+def clip_verdict(table: pd.DataFrame) -> str:
+    """Per split: does the model beat the per-position-mean baseline on centred cosine (intervals separate)
+    and retrieval above chance? Says "no difference" when the intervals overlap."""
+    parts = []
+    for role in ("train", "val"):
+        rows = table[table["split"] == role].set_index("predictor")
+        if "model" not in rows.index or "position mean" not in rows.index:
+            continue
+        m, b = rows.loc["model"], rows.loc["position mean"]
+        ci_m, ci_b = (m["ci_low"], m["ci_high"]), (b["ci_low"], b["ci_high"])
+        name = "seen frames" if role == "train" else "unseen frames"
+        blocks = m.get("frames", MIN_BLOCKS * 10) / m.get("block", 1)
+        if blocks < MIN_BLOCKS:
+            parts.append(f"On {name} there are too few frames ({m.get('frames')}) for a block-bootstrap interval: no verdict "
+                         f"(centred cosine {m['centred_cos']:.3f} vs {b['centred_cos']:.3f}).")
+            continue
+        if separated(ci_m, ci_b) and m["centred_cos"] > b["centred_cos"]:
+            words = "beats the per-position-mean baseline"
+        elif separated(ci_m, ci_b):
+            words = "is worse than the per-position-mean baseline"
+        else:
+            words = "shows no difference from the per-position-mean baseline at this budget"
+        parts.append(f"On {name} the model {words} (centred cosine {m['centred_cos']:.3f} [{ci_m[0]:.3f}, {ci_m[1]:.3f}] vs "
+                     f"{b['centred_cos']:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}]); retrieval top-1 {m['top1']:.3f} "
+                     f"(chance {m['chance_top1']:.3f}).")
+    return " ".join(parts)

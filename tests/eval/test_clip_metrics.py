@@ -74,3 +74,35 @@ def test_clip_table_leads_with_centred_cosine_and_retrieval_for_model_and_baseli
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match=r"\(T, N, D\)"):
         centred_cosine(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3))
+
+
+def test_target_diversity_tells_constant_from_varied_targets():
+    from hnerv_lib.eval.clip_metrics import saturation_note, target_diversity
+
+    flat = target_diversity(_targets(spread=0.01))
+    varied = target_diversity(torch.randn(T, N, D, generator=torch.Generator().manual_seed(5)))
+    assert flat["cos_across_frames"] > 0.99 and abs(varied["cos_across_frames"]) < 0.1
+    assert varied["effective_rank"] > 3 * flat["effective_rank"] / 2 and flat["effective_rank_centred"] > 1
+    assert "near 1 for any network" in saturation_note(flat) and "vary between frames" in saturation_note(varied)
+
+
+def test_clip_verdict_names_a_winner_only_when_intervals_separate():
+    from hnerv_lib.eval.clip_metrics import clip_verdict
+
+    target = _targets()
+    split = Split(6, 6, 10).indices(T)
+    good = clip_table(target + 0.01 * torch.randn(T, N, D, generator=torch.Generator().manual_seed(1)), target, split,
+                      n_boot=200)
+    assert "the model beats the per-position-mean baseline" in clip_verdict(good)
+    import pandas as pd
+
+    rows = [dict(split="val", predictor="model", centred_cos=0.05, ci_low=-0.02, ci_high=0.12, top1=0.02, chance_top1=0.016),
+            dict(split="val", predictor="position mean", centred_cos=0.0, ci_low=0.0, ci_high=0.0, top1=0.016,
+                 chance_top1=0.016)]
+    text = clip_verdict(pd.DataFrame(rows))
+    assert "unseen frames the model shows no difference from the per-position-mean baseline at this budget" in text
+    rows[0].update(centred_cos=-0.2, ci_low=-0.3, ci_high=-0.1)
+    assert "is worse than" in clip_verdict(pd.DataFrame(rows))
+    for r in rows:
+        r.update(frames=4, block=2)
+    assert "too few frames (4) for a block-bootstrap interval: no verdict" in clip_verdict(pd.DataFrame(rows))
