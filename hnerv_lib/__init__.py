@@ -12,16 +12,18 @@ enforces it, and forbids function-local ``hnerv_lib`` imports that would hide a 
 ``models/``   config, blocks, heads, full_frame (HNeRV / NeRV), patch, sizing, registry (presets,
               scaling), decoding (any model -> frames: the one decoder behind evaluation and the codec)
 ``eval/``     metrics (PSNR, SSIM, MS-SSIM, cosine), frames (per-frame scores of a reconstructor),
-              patches (patch-model seams, overlapped and continuous decoding), clip_probes (did it
-              learn the targets?), search (text -> patches)
+              patches (patch-model seams, overlapped and continuous decoding), clip_metrics (CLIP
+              metrics that can fail: centred cosine, retrieval, baselines, block bootstrap),
+              rate_distortion (bpp, BD-rate), search (text -> patches)
 ``codec/``    quantise, bitstream (one file that decodes the video), decode (frames, export, speed),
-              cli
+              baselines (x264 / x265 / SVT-AV1 / VP9 through PyAV), cli
 ``train/``    config (TrainConfig, presets, overrides), families (what a step computes per model
               family), losses, schedule, setup (frames, targets, task, model before step one), run
               (``Run``: the run directory and its files), trainer (``train(cfg, run_dir)``),
               checkpoint, sweep, cli
-``studies/``  ablation (notebook 04), comparison (notebook 05), tubelets/ (notebook 03: 2D patches
-              vs 3D tubelets in a video ViT, with its own config, model, training and CLI)
+``studies/``  ablation (notebook 04), comparison (notebook 05), rate_distortion (notebook 07),
+              tubelets/ (notebook 03: 2D patches vs 3D tubelets in a video ViT, with its own config,
+              model, training and CLI)
 ``report/``   params (typed notebook parameters), runner (papermill), summary, figures
 
 Entry modules at the top: ``bench`` (``python -m hnerv_lib.bench``), ``compress`` and ``action``

@@ -113,14 +113,15 @@ def run_ablation(bases: dict[str, TrainConfig], ablation: Ablation, run_root, *,
 
 def measure_runs(results: pd.DataFrame, bases: dict[str, TrainConfig], ablation: Ablation, run_root, cache_dir,
                  device: str = "cpu") -> pd.DataFrame:
-    """``results`` plus, per finished run, the CLIP baselines and the training-step memory.
+    """``results`` plus, per finished run, the CLIP metrics that can fail (centred cosine, retrieval) and the
+    training-step memory.
 
     Each distinct run is measured once (runs shared by several groups are loaded a single time).
     """
 
     configs = {v.apply(base).run_id(): v.apply(base) for family, base in bases.items()
                for v in ablation.variants(base)}
-    wanted = ("clip_baseline_shuffled", "clip_baseline_temporal", "train_step_mb")
+    wanted = ("clip_centred_train", "clip_centred_val", "clip_top1_val", "train_step_mb")
     done = results[results["status"].isin(["trained", "reused"])]["run_id"].unique()
     extra = {}
     for run_id in done:
@@ -143,8 +144,10 @@ def findings(results: pd.DataFrame) -> str:
         name = "full frame" if family == "full" else "patch"
         lam = part[part["group"] == "clip_weight"]
         if {"0.0", "1.0"} <= set(lam["label"]):
+            clip_col, clip_name = (("clip_centred_val", "unseen-frame CLIP centred cosine") if "clip_centred_val" in lam
+                                   else ("clip_val", "unseen-frame raw CLIP cosine"))
             lines.append(f"{name}: lambda 1.0 vs 0 changes seen-frame PSNR by {_delta(lam, '1.0', '0.0', 'psnr_train'):+.2f} dB "
-                         f"and unseen-frame CLIP similarity by {_delta(lam, '1.0', '0.0', 'clip_val'):+.4f}.")
+                         f"and {clip_name} by {_delta(lam, '1.0', '0.0', clip_col):+.4f} (one run each: no interval).")
         loss = part[part["group"] == "loss"]
         if len(loss):
             best = loss.loc[loss["psnr_train"].idxmax()]

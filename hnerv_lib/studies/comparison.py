@@ -17,7 +17,7 @@ import torch
 
 from hnerv_lib.codec.bitstream import compress
 from hnerv_lib.codec.decode import decoding_speed
-from hnerv_lib.eval.clip_probes import verification_table
+from hnerv_lib.eval.clip_metrics import MIN_BLOCKS, clip_table, separated
 from hnerv_lib.eval.frames import summarize
 from hnerv_lib.eval.patches import seam_metrics
 from hnerv_lib.models import count_params
@@ -76,10 +76,13 @@ def _measure_trained(cfg: TrainConfig, s: Setup, run: Run, seam_k: int, with_fil
            **summarize(frames_df)}
     seen = s.split.train  # seams are judged where both models were fitted
     row["seam_ratio"] = seam_metrics(rgb[seen], s.task.frames[seen], s.task.windows, seam_k)["ratio"]
-    if clip is not None:
-        table = verification_table(clip.cpu(), s.task.targets.cpu(), s.split, n_boot=200)
-        base = table[table["split"] == "all"].set_index("condition")["mean"]
-        row.update({f"clip_baseline_{k}": float(base[k]) for k in ("shuffled", "temporal") if k in base})
+    if clip is not None:  # CLIP metrics that can fail: centred cosine with its block-bootstrap interval, retrieval
+        table = clip_table(clip.cpu(), s.task.targets.cpu(), s.split, n_boot=200)
+        for _, m in table[table["predictor"] == "model"].iterrows():
+            role = m["split"]
+            row.update({f"clip_centred_{role}": m["centred_cos"], f"clip_centred_{role}_lo": m["ci_low"],
+                        f"clip_centred_{role}_hi": m["ci_high"], f"clip_top1_{role}": m["top1"],
+                        f"clip_chance_top1_{role}": m["chance_top1"], f"clip_blocks_{role}": m["frames"] / m["block"]})
     if not with_file:
         return row
     path = run.compressed_path
@@ -105,8 +108,21 @@ def verdict(table: pd.DataFrame) -> str:
             win = "full frame" if (a > b) == higher else "patch"
             return f"{win} (full frame {a:.3g} vs patch {b:.3g})"
 
+        def clip_words(role: str) -> str:
+            col = f"clip_centred_{role}"
+            if pd.isna(full.get(col, math.nan)) or pd.isna(patch.get(col, math.nan)):
+                return "n/a"
+            a, b = (full[f"{col}_lo"], full[f"{col}_hi"]), (patch[f"{col}_lo"], patch[f"{col}_hi"])
+            values = f"(centred cosine full frame {full[col]:.3g} vs patch {patch[col]:.3g})"
+            blocks = min(full.get(f"clip_blocks_{role}", MIN_BLOCKS), patch.get(f"clip_blocks_{role}", MIN_BLOCKS))
+            if blocks < MIN_BLOCKS:
+                return f"no verdict: too few frames for an interval {values}"
+            if not separated(a, b):
+                return f"no difference at this budget {values}"
+            return f"favours {'full frame' if full[col] > patch[col] else 'patch'} {values}"
+
         lines.append(f"Under {setting}: seen-frame PSNR favours {better('psnr_train')}; unseen-frame PSNR favours "
-                     f"{better('psnr_val')}; unseen-frame CLIP similarity favours {better('clip_val')}; "
+                     f"{better('psnr_val')}; unseen-frame CLIP {clip_words('val')}; "
                      f"training speed favours {better('s_per_epoch', higher=False)} s/epoch; the smaller file is "
                      f"{better('bpp', higher=False)} bpp.")
     return " ".join(lines)
