@@ -46,3 +46,30 @@ def recall_at_k(query: torch.Tensor, net: torch.Tensor, teacher: torch.Tensor, k
     ours = set(map(tuple, pick(query, net, k)[cols].values.tolist()))
     theirs = set(map(tuple, pick(query, teacher, k)[cols].values.tolist()))
     return len(ours & theirs) / len(theirs)
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks of a 1-D tensor, ties sharing their average rank (as Spearman's rho needs)."""
+    x = x.double()
+    order = x.argsort()
+    ranks = torch.empty_like(x)
+    ranks[order] = torch.arange(1, len(x) + 1, dtype=torch.float64)
+    values, inverse = torch.unique(x, return_inverse=True)
+    sums = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, ranks)
+    counts = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, torch.ones_like(ranks))
+    return (sums / counts)[inverse]
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of two equally shaped score tensors (flattened); NaN when one is constant."""
+    ra, rb = _ranks(a.flatten()), _ranks(b.flatten())
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = (ra.norm() * rb.norm()).item()
+    return float((ra @ rb).item() / den) if den > 0 else float("nan")
+
+
+def ranking_agreement(query: torch.Tensor, emb: torch.Tensor, teacher: torch.Tensor, k: int = 5) -> dict[str, float]:
+    """How well ``emb``'s ranking of every patch for a text query matches the teacher's: Spearman over all
+    (frame, patch) scores and recall@k of the teacher's top-k patches."""
+    return {"spearman": spearman(patch_scores(query, emb), patch_scores(query, teacher)),
+            f"recall@{k}": recall_at_k(query, emb, teacher, k, "patch")}

@@ -25,7 +25,7 @@ KEY_ITEMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                                    "04_failures", "04_findings"), ("04_pareto", "04_warmup_curves", "04_size")),
     "05_comparison": ("Full frame vs patch, compared fairly", ("05_comparison", "05_time_to_quality", "05_verdict"),
                       ("05_comparison",)),
-    "06_semantic_search": ("Semantic search", ("06_search_agreement",), ("06_search_results",)),
+    "06_semantic_search": ("Semantic search", ("06_search_agreement",), ("06_ranking_agreement", "06_search_results")),
     "07_rate_distortion": ("Rate-distortion against codecs", ("07_bd_rate", "07_clip_cost", "07_verdict"),
                            ("07_rate_distortion",)),
 }

@@ -29,3 +29,21 @@ def test_shapes_are_checked():
         patch_scores(torch.zeros(8), _emb())
     with pytest.raises(ValueError, match="unit must be"):
         recall_at_k(_emb()[0, 0], _emb(), _emb(), unit="pixel")
+
+
+def test_spearman_and_ranking_agreement():
+    import torch
+
+    from hnerv_lib.eval.search import ranking_agreement, spearman
+
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert spearman(x, x * 10) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
+    assert spearman(torch.tensor([1.0, 1.0, 2.0, 2.0]), x) == pytest.approx(0.894427, abs=1e-5)  # ties: average ranks
+    assert spearman(torch.ones(4), x) != spearman(torch.ones(4), x)  # NaN: a constant ranking says nothing
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(6, 4, 16, generator=g)
+    query = torch.randn(16, generator=g)
+    same = ranking_agreement(query, teacher, teacher, k=3)
+    assert same == {"spearman": pytest.approx(1.0), "recall@3": 1.0}
+    other = ranking_agreement(query, torch.randn(6, 4, 16, generator=g), teacher, k=3)
+    assert abs(other["spearman"]) < 0.5
