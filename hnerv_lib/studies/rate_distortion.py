@@ -108,10 +108,10 @@ def network_sweep(curves: Iterable[NetworkCurve], bases: dict[str, TrainConfig],
 def curves_of(table: pd.DataFrame, name_col: str, rate: str = "bpp", quality: str = "psnr",
               names: Optional[Iterable[str]] = None) -> list[Curve]:
     """The RD curves of a sweep table (networks: ``curve``; codecs: ``label``), skipping failed rows."""
-    ok = table[table.get("error", pd.Series("", index=table.index)).fillna("") == ""] if "error" in table else table
+    ok = table[table["error"].fillna("") == ""] if "error" in table else table
     wanted = list(names) if names is not None else list(dict.fromkeys(ok[name_col]))
-    return [Curve(n, tuple(ok[ok[name_col] == n][rate]), tuple(ok[ok[name_col] == n][quality])) for n in wanted
-            if (ok[name_col] == n).sum() >= 2]
+    parts = {n: ok[ok[name_col] == n] for n in wanted}
+    return [Curve(n, tuple(p[rate]), tuple(p[quality])) for n, p in parts.items() if len(p) >= 2]
 
 
 # The HNeRV paper's Bunny PSNRs (anchors.md): 640x1280, 132 frames, 300 epochs on a GPU. Rates are the
