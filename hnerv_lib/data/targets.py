@@ -4,10 +4,11 @@ A target is the teacher's embedding of ``window.slice(frame)`` of the already cr
 through the teacher's own preprocess. (The research code embedded patches of the uncropped source,
 so a target and the pixels it supervised were different regions.)
 
-``TeacherSpec.pretrained``: a tag ("openai") = real weights, read from the local cache without any
-network call, else downloaded after a ~3 s reachability probe (offline fails at once, not after ~45 s
-of hub retries); None = seeded random init; "auto" = "openai" when cached or the host answers, else
-random init with a warning. Cache keys use that cheap resolution, so a cache hit builds no teacher.
+The teacher is a :class:`TeacherSpec` (data/teacher.py): a tag ("openai") = real weights, read from
+the local cache without any network call, else downloaded after a ~3 s reachability probe; a local
+weights file; an ``hf-hub:`` or ``local-dir:`` name; None = seeded random init; "auto" = "openai" when
+cached or the host answers, else random init with a warning. Cache keys come from the teacher's
+identity without building it (a weights file counts by its sha256), so a cache hit builds no teacher.
 
 Cache: ``<cache_dir>/targets/<key>.pt`` + ``<key>.json``, written atomically; a hit needs both. A
 corrupt or mismatched entry raises a ValueError naming the file (recomputing silently would hide a
@@ -20,7 +21,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ from hnerv_lib.data.teacher import (
     Teacher,
     TeacherSpec,
     describe_identity,
+    identity,
     load_teacher,
     resolve_spec,
 )
@@ -109,17 +111,20 @@ def embed_windows(teacher: Teacher, frames_uint8: torch.Tensor, windows: WindowL
     return out.view(len(per_frame), len(per_frame[0]), teacher.embed_dim)
 
 
-def _key(video_key: str, geometry: Any, frame_hw: tuple[int, int], model: str, pretrained: Optional[str], seed: int) -> str:
-    """Cache key of targets; the seed counts only for random init (real weights ignore it)."""
-    fields = {"video": video_key, "geometry": geometry, "frame_hw": list(frame_hw), "model": model,
-              "pretrained": pretrained, "seed": seed if pretrained is None else None, "format": TARGETS_FORMAT}
+def _key(video_key: str, geometry: Any, frame_hw: tuple[int, int], teacher: dict) -> str:
+    """Cache key of targets from the teacher's identity: the seed counts only for random init, and a
+    weights file's sha256 prefix is part of the key (two files never share an entry)."""
+    fields = {"video": video_key, "geometry": geometry, "frame_hw": list(frame_hw), "model": teacher["model"],
+              "pretrained": teacher["pretrained"], "seed": teacher["seed"] if teacher["random_init"] else None,
+              "format": TARGETS_FORMAT}
+    if teacher.get("weights"):
+        fields["weights"] = teacher["weights"]["sha256"]
     return io.stable_hash(fields)
 
 
 def targets_key(video: "Video", geometry: Geometry, spec: TeacherSpec = TeacherSpec()) -> str:
-    """Cache key clip_targets would use (resolves "auto" cheaply; builds no teacher)."""
-    r = resolve_spec(spec)
-    return _key(video.key, geometry.to_dict(), video.frame_hw, r.model, r.pretrained, r.seed)
+    """Cache key clip_targets would use (resolves "auto" cheaply; builds no teacher, reads no weights but a file's hash)."""
+    return _key(video.key, geometry.to_dict(), video.frame_hw, identity(resolve_spec(spec)))
 
 
 def _load_cached(pt: Path, js: Path, key: str, shape: tuple[int, int]) -> Targets:
@@ -158,7 +163,7 @@ def clip_targets(video: "Video", geometry: Geometry, spec: TeacherSpec = Teacher
         return _load_cached(pt, js, key, shape)
     teacher = load_teacher(spec, device)
     ident = teacher.identity  # differs from the cheap resolution only if an "auto" download failed
-    key = _key(video.key, gdict, video.frame_hw, ident["model"], ident["pretrained"], ident["seed"])
+    key = _key(video.key, gdict, video.frame_hw, ident)
     pt, js = folder / f"{key}.pt", folder / f"{key}.json"
     if pt.is_file() and js.is_file():
         return _load_cached(pt, js, key, shape)

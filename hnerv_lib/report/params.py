@@ -22,7 +22,7 @@ import yaml
 
 from hnerv_lib.data.geometry import Grid, Sliding
 from hnerv_lib.data.split import Split
-from hnerv_lib.data.teacher import TeacherSpec
+from hnerv_lib.data.teacher import TeacherSpec, check_teacher
 from hnerv_lib.data.video import VideoSpec
 from hnerv_lib.models import list_presets
 from hnerv_lib.codec.baselines import CodecSetting
@@ -74,6 +74,9 @@ class ReportParams:
             every=self.every,
             first=self.first_frames or None,
         )
+
+    def __post_init__(self) -> None:
+        check_teacher(self.teacher_spec())  # a bad name, file or uncached repo is named before any frame is decoded
 
     def teacher_spec(self) -> TeacherSpec:
         """The CLIP teacher whose embeddings are the targets."""
@@ -150,6 +153,7 @@ class TrainingParams(ReportParams):
         return TrainConfig(**{**base, **overrides})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.bf16 is not None:  # an old profile or -p bf16=...: one warning, then precision rules
             self.precision = legacy_bf16({"bf16": self.bf16, "precision": self.precision if self.precision != "auto"
                                           else ("bf16" if self.bf16 else "fp32")})["precision"]

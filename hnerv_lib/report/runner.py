@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from hnerv_lib import __version__
+from hnerv_lib.data.teacher import WeightsUnavailableError
 from hnerv_lib.report.params import NOTEBOOK_PARAMS, from_namespace, load_profile, parse_params
 from hnerv_lib.report.summary import write_index, write_summary
 from hnerv_lib.train.config import legacy_bf16
@@ -106,7 +107,7 @@ def run_report(cfg: ReportRun) -> dict[str, float]:
         **overrides,
     }
     chosen = notebooks(cfg.notebooks_dir, cfg.only)
-    for nb in chosen:  # every notebook's parameters are checked before anything is written
+    for nb in chosen:  # every notebook's parameters (and the teacher) are checked before anything is written
         cls = NOTEBOOK_PARAMS.get(nb.stem)
         if cls is not None:
             from_namespace(cls, _for_notebook(nb.stem, params, overrides))
@@ -213,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         reports_root=Path(args.reports_root), overrides=assignments(args.param, "-p"),
                         html=not args.no_html)
         timings = run_report(cfg)
-    except (NotebookFailed, ValueError) as err:
+    except (NotebookFailed, ValueError, WeightsUnavailableError) as err:
         print(f"[report] FAILED: {err}", file=sys.stderr)
         return 1
     print(f"[report] {cfg.profile}: {len(timings)} notebooks, {sum(timings.values()):.1f} s: {timings}")

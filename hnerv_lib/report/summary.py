@@ -48,9 +48,9 @@ def _table(report_dir: Path, name: str) -> list[str]:
 def _teacher_line(report_dir: Path) -> str:
     caps = " ".join(p.read_text() for p in (report_dir / "tables").glob("*.md")) if (report_dir / "tables").is_dir() else ""
     if "random init" in caps:
-        return ("> **The CLIP teacher was randomly initialised** (no CLIP weights could be downloaded where this "
-                "report was made). Its targets are deterministic but carry no semantics: CLIP similarities show "
-                "that the networks fit the targets, not that they understand the video.")
+        return ("> **The CLIP teacher was randomly initialised** (no CLIP weights were given, or none could be "
+                "obtained where this report was made). Its targets are deterministic but carry no semantics: CLIP "
+                "similarities show that the networks fit the targets, not that they understand the video.")
     return "> The CLIP teacher is named in every caption."
 
 
@@ -124,8 +124,9 @@ def write_index(reports_root: str | Path) -> Path:
         "", "| profile | summary | notebooks | wall time (min) | git commit | CPU | GPU |", "|---|---|---|---|---|---|---|",
         *rows, "",
         "Every caption names the video, profile, split, epochs and the CLIP teacher. A teacher described as "
-        "\"random init\" means no CLIP weights could be downloaded where the report was made: such targets are "
-        "deterministic but carry no semantics.", "",
+        "\"random init\" means no CLIP weights were given or could be obtained where the report was made: such "
+        "targets are deterministic but carry no semantics. A teacher read from a file is named by the file's "
+        "basename and the first 12 hex digits of its sha256.", "",
     ])
     target = root / "README.md"
     with io.atomic_path(target) as tmp:

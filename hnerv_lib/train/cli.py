@@ -10,6 +10,7 @@ from typing import Optional
 
 import torch.distributed as dist
 
+from hnerv_lib.data.teacher import WeightsUnavailableError
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.setup import dist_env
 from hnerv_lib.train.run import RunMismatch
@@ -29,10 +30,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         cfg = apply_overrides(get_train_preset(args.preset), args.set)
         validate(cfg)
-    except ValueError as err:  # a bad preset, key or value: one line, before anything is written
+        run_dir = Path(args.run_dir) if args.run_dir else Path(args.run_root) / cfg.run_id()
+    except (ValueError, WeightsUnavailableError) as err:  # a bad preset, key, value or teacher: one line, nothing written
         print(f"python -m hnerv_lib.train: {err}", file=sys.stderr)
         return 2
-    run_dir = Path(args.run_dir) if args.run_dir else Path(args.run_root) / cfg.run_id()
     try:
         summary = train(cfg, run_dir, cache_dir=args.cache_dir, stop_after=args.stop_after)
     except RunMismatch as err:  # another configuration's directory: refused before anything was written

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from hnerv_lib.data.geometry import Grid
 from hnerv_lib.data.split import Split
-from hnerv_lib.data.teacher import TeacherSpec
+from hnerv_lib.data.teacher import TeacherSpec, identity
 from hnerv_lib.data.video import VideoSpec
 from hnerv_lib.models import ModelConfig, get_preset
 from hnerv_lib.models import list_presets as model_presets
@@ -41,8 +41,8 @@ class TrainConfig:
     split: tuple[int, int, int] = (6, 6, 10)  # Split(train, gap, period); (6, 6, 10) = 60/40
     grid: tuple[int, int] = (2, 4)  # patch grid supervised by CLIP targets (seeds: 2x4)
     # --- CLIP teacher -------------------------------------------------------------------------
-    teacher_model: str = "ViT-B-32"  # open_clip model name
-    teacher_pretrained: Optional[str] = None  # None = random init (seeded); "openai"; "auto"
+    teacher_model: str = "ViT-B-32"  # open_clip model name, or hf-hub:org/repo, local-dir:/path
+    teacher_pretrained: Optional[str] = None  # None = random init (seeded); a tag ("openai"); a weights file; "auto"
     teacher_seed: int = 0  # seed of a random-init teacher
     # --- model --------------------------------------------------------------------------------
     model: str = knob("hnerv-quick", choices=model_presets)  # model preset name (hnerv_lib.models.list_presets())
@@ -136,7 +136,11 @@ class TrainConfig:
         The id hashes the *resolved* precision and memory format, not the word ``auto``: a bf16 run
         made on one machine is not reused as an fp32 run on another.
         """
-        return io.stable_hash(self.resolved().to_dict(), length=10)
+        fields = self.resolved().to_dict()
+        weights = identity(self.teacher_spec())["weights"]
+        if weights:  # a teacher read from a file: its contents, not its path, identify the run
+            fields["teacher_weights"] = weights["sha256"]
+        return io.stable_hash(fields, length=10)
 
 
 def warmup_epochs(fraction: float, epochs: int) -> int:

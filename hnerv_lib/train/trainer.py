@@ -22,6 +22,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from hnerv_lib import __version__
+from hnerv_lib.data.teacher import check_teacher
 from hnerv_lib.eval.frames import evaluate_frames, summarize
 from hnerv_lib.models import FullFrameConfig, count_params
 from hnerv_lib.train.checkpoint import load_weights, save_checkpoint
@@ -81,9 +82,11 @@ def _restore(run: Run, model, opt) -> tuple[int, list[dict]]:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """What can be checked without data, before the run directory exists: the model builds, and a fixed
-    training size matches the model's frame size."""
+    """What can be checked without data, before the run directory exists: the model builds, a fixed
+    training size matches the model's frame size, and the CLIP teacher can be loaded (names, files, caches)."""
     model_cfg = cfg.model_config()
+    if model_cfg.predict_clip:
+        check_teacher(cfg.teacher_spec())
     if isinstance(model_cfg, FullFrameConfig) and cfg.size is not None and tuple(model_cfg.frame_hw) != cfg.size:
         raise ValueError(f"model {cfg.model!r} outputs {model_cfg.frame_hw[0]}x{model_cfg.frame_hw[1]} frames but "
                          f"size is {cfg.size[0]}x{cfg.size[1]}: set size or pick a matching preset")

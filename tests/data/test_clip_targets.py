@@ -149,7 +149,7 @@ def test_bad_inputs_raise_value_errors(video):
         ct.embed_windows(teacher, video.frames, [win, win], progress=False)
     with pytest.raises(ValueError, match="non-empty"):
         ct.embed_windows(teacher, video.frames, [], progress=False)
-    with pytest.raises(ValueError, match="no weights 'nope'"):
+    with pytest.raises(ValueError, match="'nope' is neither an open_clip tag for ViT-B-32 nor a file"):
         tt.TeacherSpec(pretrained="nope")
     with pytest.raises(ValueError, match="unknown open_clip model"):
         tt.TeacherSpec(model="ViT-Nope")
