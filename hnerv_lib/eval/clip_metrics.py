@@ -115,11 +115,12 @@ def baselines(target: torch.Tensor, means: torch.Tensor, seed: int = 0) -> dict[
 
 
 def clip_table(pred: torch.Tensor, target: torch.Tensor, split: SplitIndices, block: Optional[int] = None,
-               n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+               n_boot: int = 1000, seed: int = 0, test_time_input: str = "") -> pd.DataFrame:
     """Rows (split, predictor) with centred cosine (and its block-bootstrap interval), retrieval top-1/top-5
     with chance, and raw cosine, for the model and every baseline, on the train and validation frames.
 
-    Centring uses the mean *training* target per position, for every split.
+    Centring uses the mean *training* target per position, for every split. ``test_time_input`` (what the
+    model saw of an unseen frame, eval/unseen.py) adds that column to the table.
     """
     _check(pred, target)
     means = position_means(target, split.train)
@@ -139,6 +140,9 @@ def clip_table(pred: torch.Tensor, target: torch.Tensor, split: SplitIndices, bl
             rows.append({"split": role, "predictor": name, "centred_cos": float(cc.mean()), "ci_low": lo, "ci_high": hi,
                          "top1": r["top1"], "top5": r["top5"], "chance_top1": r["chance1"], "chance_top5": r["chance5"],
                          "raw_cos": float(raw.mean()), "frames": len(frames), "block": blk})
+            if test_time_input:
+                rows[-1]["test-time input"] = ("no network" if name != "model" else
+                                               test_time_input if role == "val" else "seen in training")
     return pd.DataFrame(rows)
 
 

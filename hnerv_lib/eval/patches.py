@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hnerv_lib.data import geometry as G
+from hnerv_lib.eval.unseen import test_time_input
 from hnerv_lib.models.decoding import decode_patch_frames
 from hnerv_lib.data.split import SplitIndices
 from hnerv_lib.data.targets import targets_for_windows
@@ -45,8 +46,10 @@ def decode_stitched(task, model: nn.Module, frame_ids: torch.Tensor, windows: Op
 
 @torch.no_grad()
 def per_patch_table(task, model: nn.Module, split: SplitIndices, batch_frames: int = 8) -> pd.DataFrame:
-    """One row per (frame, grid patch) of the train and val frames: frame, patch, row, col, split, psnr, clip_sim."""
+    """One row per (frame, grid patch) of the train and val frames: frame, patch, row, col, split, psnr, clip_sim
+    and the test-time input (what the model saw of the frame)."""
     was, rows, roles = _eval_mode(model), [], split.roles()
+    unseen_input = test_time_input("patch")
     ids = torch.as_tensor(sorted(split.train + split.val), dtype=torch.long)
     cols = max(w.left for w in task.windows) // task.windows[0].width + 1
     for start in range(0, len(ids), batch_frames):
@@ -59,7 +62,8 @@ def per_patch_table(task, model: nn.Module, split: SplitIndices, batch_frames: i
         for i, frame in enumerate(f.tolist()):
             for k in range(task.n):
                 rows.append({"frame": frame, "patch": k, "row": k // cols, "col": k % cols, "split": roles[frame],
-                             "psnr": p[i, k].item(), "clip_sim": sim[i, k].item()})
+                             "psnr": p[i, k].item(), "clip_sim": sim[i, k].item(),
+                             "test-time input": unseen_input if roles[frame] == "val" else "seen in training"})
     model.train(was)
     return pd.DataFrame(rows)
 
@@ -173,10 +177,11 @@ def continuous_query_table(task, model: nn.Module, video, split: SplitIndices, f
                            direction: tuple[float, float] = (1.0, 0.0), batch_size: int = 64) -> pd.DataFrame:
     """Decode at fractional centres; PSNR vs exactly those pixels, CLIP sim vs the teacher on those windows.
 
-    One row per (offset, frame, base patch): offset, frame, split, patch, left, top, psnr, clip_sim.
+    One row per (offset, frame, base patch): offset, frame, split, patch, left, top, psnr, clip_sim, test-time input.
     ``spec`` None skips the CLIP column (NaN); ``video`` holds the uint8 frames the task was built from.
     """
     was, rows, roles = _eval_mode(model), [], split.roles()
+    unseen_input = test_time_input("patch")
     f = frame_ids.cpu()
     for offset in offsets:
         base, centres, wins = shifted_queries(task.windows, task.frame_hw, offset, direction)
@@ -190,6 +195,7 @@ def continuous_query_table(task, model: nn.Module, video, split: SplitIndices, f
         for i, frame in enumerate(f.tolist()):
             for j, (k, win) in enumerate(zip(base, wins)):
                 rows.append({"offset": offset, "frame": frame, "split": roles[frame], "patch": k,
-                             "left": win.left, "top": win.top, "psnr": p[i, j].item(), "clip_sim": sim[i, j].item()})
+                             "left": win.left, "top": win.top, "psnr": p[i, j].item(), "clip_sim": sim[i, j].item(),
+                             "test-time input": unseen_input if roles[frame] == "val" else "seen in training"})
     model.train(was)
     return pd.DataFrame(rows)

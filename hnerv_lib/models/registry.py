@@ -139,18 +139,30 @@ def decoder_params(cfg: ModelConfig) -> int:
 
 
 def fc_dim_for_factor(preset: str, factor: float, **overrides: Any) -> int:
-    """The stem width ``fc_dim`` whose decoder has about ``factor`` x the decoder parameters of ``preset``.
+    """The stem width ``fc_dim`` whose decoder has about ``factor`` x the decoder parameters of ``preset``."""
+    if not factor > 0:
+        raise ValueError(f"size factor must be > 0; got {factor!r}")
+    return fc_dim_for_count(preset, factor * decoder_params(get_preset(preset, **overrides)), decoder_params, **overrides)
+
+
+def fc_dim_for_params(preset: str, target: int, **overrides: Any) -> int:
+    """The stem width ``fc_dim`` whose whole model (CLIP head included) has about ``target`` parameters:
+    how two families are compared at equal parameters."""
+    return fc_dim_for_count(preset, target, lambda cfg: count_params(build_model(cfg)), **overrides)
+
+
+def fc_dim_for_count(preset: str, target: float, count_of: Callable[[ModelConfig], int], **overrides: Any) -> int:
+    """The ``fc_dim`` of ``preset`` whose ``count_of(config)`` is nearest ``target``.
 
     Found by bisection on the built model (the count grows with fc_dim), so it holds for every model
     family, including the patch model that HNeRV's closed-form size formula does not describe.
     """
-    if not factor > 0:
-        raise ValueError(f"size factor must be > 0; got {factor!r}")
+    if not target > 0:
+        raise ValueError(f"target parameter count must be > 0; got {target!r}")
     base = get_preset(preset, **overrides)
-    target = factor * decoder_params(base)
 
     def count(fc: int) -> int:
-        return decoder_params(get_preset(preset, **{**overrides, "fc_dim": fc}))
+        return count_of(get_preset(preset, **{**overrides, "fc_dim": fc}))
 
     lo, hi = 1, max(2, base.fc_dim)
     while count(hi) < target:

@@ -127,6 +127,7 @@ class TrainingParams(ReportParams):
     full_model: str = knob("hnerv-quick", choices=list_presets)  # full-frame model preset (its frame size must equal `size`)
     full_epochs: int = 60  # full-frame training epochs
     full_batch: int = 2  # frames per step (paper: 2)
+    nerv_model: str = knob("nerv-quick", choices=list_presets)  # NeRV preset (frame index in, full-frame recipe); its frame size must equal `size`
     patch_model: str = knob("patch-quick", choices=list_presets)  # patch model preset (its patch size must equal size / grid)
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
@@ -134,18 +135,20 @@ class TrainingParams(ReportParams):
     embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 
     def train_config(self, family: str, epochs: Optional[int] = None, **overrides: Any) -> TrainConfig:
-        """The TrainConfig of the ``family`` ("full" or "patch") model under these parameters.
+        """The TrainConfig of the ``family`` ("full", "nerv" or "patch") model under these parameters.
 
-        ``epochs`` (default: the family's) also sets the warm-up (``clip_warmup_frac`` of it) and caps
-        ``eval_every``: every notebook and the ablation derive them here and nowhere else.
+        NeRV trains with the full-frame recipe (epochs, batch). ``epochs`` (default: the family's) also
+        sets the warm-up (``clip_warmup_frac`` of it) and caps ``eval_every``: every notebook and the
+        ablation derive them here and nowhere else.
         """
-        if family not in ("full", "patch"):
-            raise ValueError(f"family must be 'full' or 'patch'; got {family!r}")
-        full = family == "full"
+        models = {"full": self.full_model, "nerv": self.nerv_model, "patch": self.patch_model}
+        if family not in models:
+            raise ValueError(f"family must be one of {list(models)}; got {family!r}")
+        full = family != "patch"
         epochs = epochs if epochs is not None else (self.full_epochs if full else self.patch_epochs)
         shared = {name: getattr(self, name) for name in (*DATA_KNOBS, *TRAINING_KNOBS)}
         base = dict(
-            shared, model=self.full_model if full else self.patch_model, epochs=epochs,
+            shared, model=models[family], epochs=epochs,
             batch_size=self.full_batch if full else self.patch_batch,
             clip_warmup_epochs=warmup_epochs(self.clip_warmup_frac, epochs), eval_every=min(self.eval_every, epochs),
             model_overrides={"predict_clip": self.predict_clip},
@@ -265,7 +268,6 @@ class RateDistortionParams(TrainingParams):
     rd_epochs: int = 30  # epochs of every RD run (all frames trained, split 1_1_1)
     rd_hnerv_widths: list[int] = field(default_factory=lambda: [6, 10, 16, 24])  # stem widths (fc_dim) of the HNeRV points
     rd_clip: bool = True  # also train the HNeRV widths with the CLIP head (its cost in dB and bits)
-    rd_nerv_model: str = knob("nerv-quick", choices=list_presets)  # NeRV preset (frame index in); its frame size must be `size`
     rd_nerv_widths: list[int] = field(default_factory=lambda: [8, 16, 24])  # stem widths of the NeRV points
     rd_patch_widths: list[int] = field(default_factory=lambda: [6, 10, 16])  # stem widths of the patch points
     rd_codecs: list[str] = field(default_factory=lambda: ["x264 yuv420p", "x264 yuv444p", "x265 yuv420p", "x265 yuv444p", "svt-av1 yuv420p"])  # codec and pixel format
@@ -290,7 +292,7 @@ class RateDistortionParams(TrainingParams):
         out = [NetworkCurve("HNeRV", self.full_model, tuple(self.rd_hnerv_widths))]
         if self.rd_clip:
             out.append(NetworkCurve("HNeRV + CLIP head", self.full_model, tuple(self.rd_hnerv_widths), predict_clip=True))
-        out.append(NetworkCurve("NeRV", self.rd_nerv_model, tuple(self.rd_nerv_widths)))
+        out.append(NetworkCurve("NeRV", self.nerv_model, tuple(self.rd_nerv_widths)))
         out.append(NetworkCurve("patch", self.patch_model, tuple(self.rd_patch_widths)))
         return out
 

@@ -94,9 +94,12 @@ def loss_note(name: str, image_hw: tuple[int, int]) -> str:
 
 
 def group_table(results: pd.DataFrame, group: str, columns: Sequence[str]) -> pd.DataFrame:
-    """One ablation group's rows (family, value, the chosen columns) from the sweep results."""
+    """One ablation group's rows (family, value, the chosen columns) from the sweep results; a table with an
+    unseen-frame column also says what the model saw of those frames (``test-time input``)."""
     part = results[(results["group"] == group) & (results["status"] != "failed")]
-    return part[["family", "label", *[c for c in columns if c in part]]].rename(columns={"label": group})
+    unseen = any(c.endswith("_val") for c in columns) and "test-time input" in part
+    chosen = [*[c for c in columns if c in part], *(["test-time input"] if unseen else [])]
+    return part[["family", "label", *chosen]].rename(columns={"label": group})
 
 
 def run_ablation(bases: dict[str, TrainConfig], ablation: Ablation, run_root, *, shard: tuple[int, int] = (0, 1),
@@ -121,7 +124,7 @@ def measure_runs(results: pd.DataFrame, bases: dict[str, TrainConfig], ablation:
 
     configs = {v.apply(base).run_id(): v.apply(base) for family, base in bases.items()
                for v in ablation.variants(base)}
-    wanted = ("clip_centred_train", "clip_centred_val", "clip_top1_val", "train_step_mb")
+    wanted = ("test-time input", "clip_centred_train", "clip_centred_val", "clip_top1_val", "train_step_mb")
     done = results[results["status"].isin(["trained", "reused"])]["run_id"].unique()
     extra = {}
     for run_id in done:

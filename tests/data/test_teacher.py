@@ -122,6 +122,18 @@ def test_an_hf_hub_name_loads_offline_from_the_local_cache(offline_hub, video, r
     assert teacher.embed_dim == 16 and tt.encode_text(teacher, ["a rabbit"]).shape == (1, 16)
 
 
+def test_a_local_dir_name_loads_its_folder(tmp_path, video, random_teacher):
+    folder = tmp_path / "my-clip"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CFG, "preprocess_cfg": {}}))
+    save_weights(random_teacher.model, folder / "open_clip_pytorch_model.bin")
+    teacher = tt.load_teacher(tt.TeacherSpec(f"local-dir:{folder}", None))
+    assert torch.equal(embed(teacher, video), embed(random_teacher, video))
+    assert teacher.identity["weights"]["file"] == "open_clip_pytorch_model.bin"
+    with pytest.raises(ValueError, match="not a folder holding open_clip_config.json"):
+        tt.TeacherSpec(f"local-dir:{tmp_path / 'elsewhere'}", None)
+
+
 def test_an_hf_hub_name_missing_from_the_cache_while_offline_is_one_clear_error(offline_hub):
     with pytest.raises(tt.WeightsUnavailableError, match="not in the local Hugging Face cache") as info:
         tt.check_teacher(tt.TeacherSpec("hf-hub:someorg/not-cached", None))

@@ -69,6 +69,11 @@ def test_clip_table_leads_with_centred_cosine_and_retrieval_for_model_and_baseli
     assert row.loc[("val", "model"), "top1"] > 0.5 > row.loc[("val", "position mean"), "top1"]
     assert row.loc[("train", "position mean"), "raw_cos"] > 0.99  # raw cosine stays a column, and stays saturated
     assert (df["block"] >= 1).all() and (df["ci_low"] <= df["centred_cos"]).all() and (df["centred_cos"] <= df["ci_high"]).all()
+    assert "test-time input" not in df
+    said = clip_table(noisy, target, split, n_boot=20, test_time_input="frame index t only").set_index(["split", "predictor"])
+    assert said.loc[("val", "model"), "test-time input"] == "frame index t only"
+    assert said.loc[("train", "model"), "test-time input"] == "seen in training"
+    assert said.loc[("val", "shuffled"), "test-time input"] == "no network"
 
 
 def test_bad_shapes_are_named():

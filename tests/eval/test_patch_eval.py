@@ -110,7 +110,7 @@ def test_per_patch_table_shape_and_scores():
     torch.manual_seed(0)
     net = build_model(get_preset("patch-tiny"))
     df = PE.per_patch_table(task, net, split)
-    assert len(df) == 5 * 8 and list(df.columns) == ["frame", "patch", "row", "col", "split", "psnr", "clip_sim"]
+    assert len(df) == 5 * 8 and list(df.columns) == ["frame", "patch", "row", "col", "split", "psnr", "clip_sim", "test-time input"]
     assert df.groupby("frame").size().eq(8).all() and (df["row"] * 4 + df["col"]).equals(df["patch"])
     assert df[df.frame == 2]["split"].eq("val").all() and df["clip_sim"].between(-1, 1).all()
     truth = G.extract(task.frames, task.windows)[3, 5]

@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from hnerv_lib.report.params import DEPRECATED, NOTEBOOK_PARAMS
@@ -76,6 +77,18 @@ def test_notebook_runs_under_smoke(tmp_path, path):
     assert "[summary](smoke/summary.md)" in (tmp_path / "reports" / "README.md").read_text()
     written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()}
     assert written <= {"reports", "cache", "runs"}
+    for table in (out / "tables").glob("*.csv"):
+        assert not unseen_without_input(pd.read_csv(table)), f"{table.name} has unseen-frame numbers but no test-time input"
+
+
+def unseen_without_input(df: "pd.DataFrame") -> bool:
+    """Whether a table reports a number on unseen frames without saying what the model saw of them."""
+    says = any("test-time input" in str(c) for c in df.columns) or \
+        ("quantity" in df and df["quantity"].astype(str).str.contains("test-time input").any())
+    unseen = any(str(c).startswith(("psnr_val", "clip_centred_val", "ssim_val", "PSNR val")) for c in df.columns) or \
+        any(c in df and (df[c] == "val").any() for c in ("split", "frames")) or \
+        ("quantity" in df and df["quantity"].astype(str).str.startswith("psnr_val").any())
+    return unseen and not says
 
 
 def test_unknown_parameter_is_refused_before_any_notebook_runs(tmp_path):

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from hnerv_lib.studies.comparison import time_to_psnr, verdict
+from hnerv_lib.studies.comparison import time_to_psnr, unseen_verdict, verdict
 
 
 def test_time_to_psnr_counts_training_seconds_until_the_first_hit():
@@ -28,5 +28,30 @@ def test_verdict_names_the_winner_of_each_column():
     table["clip_blocks_val"] = 2.0  # 4 unseen frames in blocks of 2: no interval worth a verdict
     assert "unseen-frame CLIP no verdict: too few frames for an interval" in verdict(table)
     assert "seen-frame PSNR favours patch (full frame 30 vs patch 31)" in text
-    assert "unseen-frame PSNR favours full frame (full frame 28 vs patch 20)" in text
+    assert "unseen-frame PSNR, with HNeRV fed the unseen frame itself, favours full frame (full frame 28 vs patch 20)" in text
     assert "training speed favours patch" in text and "the smaller file is full frame" in text
+
+
+def fair_row(protocol: str, db: float, half: float, params: int = 1000) -> dict:
+    from hnerv_lib.eval.unseen import TEST_TIME_INPUT
+
+    return {"protocol": protocol, "test-time input": TEST_TIME_INPUT[protocol], "params": params,
+            "psnr_val": db, "psnr_val_lo": db - half, "psnr_val_hi": db + half}
+
+
+def test_unseen_verdict_names_a_winner_only_where_intervals_separate_and_labels_the_oracle():
+    fair = pd.DataFrame([fair_row("HNeRV, oracle", 29.0, 0.5), fair_row("HNeRV, interpolated", 22.0, 0.5),
+                         fair_row("NeRV", 21.0, 0.5, 1010), fair_row("patch", 21.2, 0.5, 990),
+                         fair_row("nearest training frame", 20.0, 0.4), fair_row("neighbour blend", 21.8, 0.4)])
+    text = unseen_verdict(fair)
+    assert "HNeRV, interpolated (embeddings of the two neighbouring training frames, blended): PSNR above the nearest " \
+           "training frame (22 vs 20 dB); PSNR no different from the neighbour blend (22 vs 21.8 dB)." in text
+    assert "NeRV (frame index t only): PSNR above the nearest training frame (21 vs 20 dB)" in text
+    assert "Coordinate-only at about equal parameters (1,010 vs 990), NeRV against the patch model: PSNR no " \
+           "different from the patch (21 vs 21.2 dB)." in text
+    assert "HNeRV fed the unseen frame itself reaches 29.00 dB" in text and "no held-out result" in text
+    assert "17.72 dB" in text and "different video" in text
+    table = pd.DataFrame([{"setting": "equal parameters", "design": d, "psnr_train": 30.0, "psnr_val": 28.0,
+                           "s_per_epoch": 1.0, "bpp": 0.5} for d in ("full frame", "patch")])
+    combined = verdict(table, fair)
+    assert "unseen-frame PSNR, with HNeRV" not in combined and text in combined
