@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -28,6 +26,7 @@ from hnerv_lib.report.params import TrainingParams, from_namespace, load_profile
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.trainer import prepare, train
 from hnerv_lib.utils.memory import peak_rss_mb
+from hnerv_lib.utils.timing import time_call
 from hnerv_lib.utils.precision import cpu_model
 
 # (model, profile) -> training preset; the cpu pair are the configurations measured with the
@@ -84,16 +83,16 @@ def _step_ms(cfg, steps: int, warmup: int, cache_dir: str) -> float:
     s = prepare(cfg, torch.device(cfg.device), cache_dir, progress=False)
     model, items = s.model.train(), torch.arange(min(cfg.batch_size, s.task.num_items()), device=s.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    times = []
-    for _ in range(warmup + steps):
-        start = time.perf_counter()
+
+    def step() -> None:
         with s.hardware.autocast(s.device):
             loss = s.task.step_loss(model, items, cfg.clip_weight)
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
         opt.step()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times[warmup:])
+
+    sync = torch.cuda.synchronize if s.device.type == "cuda" else None
+    return time_call(step, steps, warmup, sync)[0].median_s * 1e3
 
 
 def bench_precision(profile: str, steps: int = 10, warmup: int = 3, params_dir: str = "params",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from hnerv_lib.codec.bitstream import load_compressed
 from hnerv_lib.codec.quantise import _int
 from hnerv_lib.data import geometry as G
 from hnerv_lib.models.decoding import clip_at_windows, decode_frames_of
+from hnerv_lib.utils.timing import MIN_REPEATS, time_call
 
 MP4_CODECS = ("libx264", "mpeg4")  # preferred first; this PyAV build has both
 
@@ -132,22 +132,18 @@ def export_frames(path: str | os.PathLike | Loaded, out_dir: str | os.PathLike, 
     return [out / n for n in names]
 
 
-def decoding_speed(source: str | os.PathLike | Loaded, repeats: int = 3, batch: int = 8) -> dict[str, Any]:
-    """Frames per second decoding every frame (median of ``repeats``), plus the file's load time."""
+def decoding_speed(source: str | os.PathLike | Loaded, repeats: int = MIN_REPEATS, batch: int = 8) -> dict[str, Any]:
+    """Frames per second decoding every frame (median of ``repeats`` after a warm-up, with the
+    interquartile range as ``frames_per_s_iqr``), plus the file's load time."""
     _int("repeats", repeats)
     t0 = time.perf_counter()
     loaded = _loaded(source)
     load_s = None if isinstance(source, tuple) else time.perf_counter() - t0
     decode_frames(loaded, [0])  # warm-up: first-call allocations are not decoding
     cuda = next(loaded[0].parameters()).is_cuda
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        decode_frames(loaded, batch=batch)
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    timing, _ = time_call(lambda: decode_frames(loaded, batch=batch), repeats, warmup=0,
+                          sync=torch.cuda.synchronize if cuda else None)
     count = loaded[2]["num_frames"]
-    return {"frames_per_s": count / median, "seconds": median, "all_seconds": times,
+    return {"frames_per_s": timing.rate(count), "frames_per_s_iqr": timing.rate_range(count),
+            "seconds": timing.median_s, "timing": timing.to_dict(),
             "num_frames": count, "repeats": repeats, "batch": batch, "load_s": load_s}

@@ -7,8 +7,6 @@ Everything here takes the :class:`~hnerv_lib.train.families.PatchTask` the model
 
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Optional
 
 import pandas as pd
@@ -22,6 +20,7 @@ from hnerv_lib.data.split import SplitIndices
 from hnerv_lib.data.targets import targets_for_windows
 from hnerv_lib.data.teacher import TeacherSpec
 from hnerv_lib.eval.metrics import cosine_similarity, psnr, psnr_from_mse
+from hnerv_lib.utils.timing import MIN_REPEATS, time_call
 
 
 def _eval_mode(model: nn.Module) -> bool:
@@ -97,36 +96,28 @@ def overlap_windows(patch_hw: tuple[int, int], frame_hw: tuple[int, int], overla
     return G.Sliding(size=tuple(patch_hw), stride=stride).windows(frame_hw)
 
 
-def _timed(fn, repeats: int) -> tuple[float, object]:
-    """Median wall seconds of ``repeats`` calls after one warm-up call, and the last result."""
-    out = fn()  # warm-up: allocator and kernel selection
-    times = []
-    for _ in range(max(repeats, 1)):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
 def decode_speed(task, model: nn.Module, frame_ids: torch.Tensor, windows: Optional[list[G.Window]] = None,
-                 blend: str = "uniform", repeats: int = 3, batch_frames: int = 8) -> dict[str, float]:
-    """Decoding throughput (median of ``repeats``): patches/s of the model and frames/s including the stitch."""
+                 blend: str = "uniform", repeats: int = MIN_REPEATS, batch_frames: int = 8) -> dict[str, float]:
+    """Decoding throughput (median of ``repeats`` after a warm-up, utils/timing.py): patches/s of the model
+    and frames/s including the stitch, with the interquartile range of the seconds."""
     windows = task.windows if windows is None else windows
-    seconds, _ = _timed(lambda: decode_stitched(task, model, frame_ids, windows, blend, batch_frames), repeats)
+    timing, _ = time_call(lambda: decode_stitched(task, model, frame_ids, windows, blend, batch_frames), max(repeats, 1))
+    seconds = timing.median_s
     n = len(frame_ids) * len(windows)
     return {"windows_per_frame": len(windows), "frames": len(frame_ids), "seconds": seconds,
             "patches_per_s": n / seconds, "frames_per_s": len(frame_ids) / seconds,
-            "ms_per_frame": 1e3 * seconds / len(frame_ids)}
+            "ms_per_frame": 1e3 * seconds / len(frame_ids), "seconds_iqr": timing.iqr_s}
 
 
 def overlap_comparison(task, model: nn.Module, frame_ids: torch.Tensor, k: int, overlap: float = 0.5,
-                       repeats: int = 3) -> pd.DataFrame:
+                       repeats: int = MIN_REPEATS) -> pd.DataFrame:
     """Plain grid decoding vs overlapped decoding blended with a Hann window: PSNR, seam ratio, decode cost."""
     truth = task.frames[frame_ids.to(task.frames.device)].cpu()
     dense = overlap_windows(task.cfg.patch_hw, task.frame_hw, overlap)
     rows = []
     for name, windows, blend in [("grid", task.windows, "uniform"), (f"overlap {overlap:g}, hann", dense, "hann")]:
-        seconds, recon = _timed(lambda: decode_stitched(task, model, frame_ids, windows, blend), repeats)
+        timing, recon = time_call(lambda: decode_stitched(task, model, frame_ids, windows, blend), max(repeats, 1))
+        seconds = timing.median_s
         seam = seam_metrics(recon, truth, task.windows, k)  # seams of the *grid*: where plain decoding cuts
         rows.append({"decoding": name, "windows_per_frame": len(windows),
                      "psnr": psnr(recon, truth).mean().item(), "psnr_border": seam["psnr_border"],

@@ -230,6 +230,9 @@ def test_cli_info_and_decode(packed, tmp_path, capsys):
 
 def test_decoding_speed_reports_a_median(packed):
     speed = decode.decoding_speed(packed["hnerv"][3], repeats=3)
-    assert speed["frames_per_s"] > 0 and speed["num_frames"] == T and len(speed["all_seconds"]) == 3
-    assert speed["seconds"] == sorted(speed["all_seconds"])[1] and speed["load_s"] is None
+    runs = speed["timing"]["runs_s"]
+    assert speed["frames_per_s"] > 0 and speed["num_frames"] == T and len(runs) == 3
+    assert speed["seconds"] == sorted(runs)[1] and speed["load_s"] is None
+    slow, fast = speed["frames_per_s_iqr"]
+    assert slow <= speed["frames_per_s"] <= fast  # the interquartile range brackets the median rate
     assert decode.decoding_speed(packed["nerv"][2].path, repeats=1)["load_s"] > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-import time
 from typing import Any, Callable, Sequence
 
 import torch
@@ -14,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params
 from hnerv_lib.utils.memory import peak_tensor_mb
+from hnerv_lib.utils.timing import time_call
 
 
 def example_clip(model: LSViTForAction, batch: int = 1) -> torch.Tensor:
@@ -72,26 +72,20 @@ def train_step_memory_mb(model: LSViTForAction, batch: int) -> float:
     return peak
 
 
-def _best_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up: first calls pay for allocation and kernel selection
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)  # as timeit: other processes only ever add time, so the fastest repeat is the cleanest
+def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    return time_call(fn, repeats)[0].median_s  # the report's one timer: warm-up, median of the repeats
 
 
 @torch.no_grad()
 def inference_clips_per_s(model: LSViTForAction, batch: int = 32, repeats: int = 7) -> float:
-    """Clips per second of eval-mode forward passes on one batch (fastest of ``repeats``)."""
+    """Clips per second of eval-mode forward passes on one batch (median of ``repeats``)."""
     model.eval()
     x = example_clip(model, batch)
-    return batch / _best_seconds(lambda: model(x), repeats)
+    return batch / _median_seconds(lambda: model(x), repeats)
 
 
 def train_clips_per_s(model: LSViTForAction, batch: int = 16, repeats: int = 7) -> float:
-    """Clips per second of AdamW steps (forward, backward, update) on a copy of ``model`` (fastest of ``repeats``)."""
+    """Clips per second of AdamW steps (forward, backward, update) on a copy of ``model`` (median of ``repeats``)."""
     clone = copy.deepcopy(model).train()
     opt = torch.optim.AdamW(clone.parameters(), lr=1e-4)
     x = example_clip(clone, batch)
@@ -101,7 +95,7 @@ def train_clips_per_s(model: LSViTForAction, batch: int = 16, repeats: int = 7) 
         clone(x).float().logsumexp(dim=1).mean().backward()
         opt.step()
 
-    return batch / _best_seconds(step, repeats)
+    return batch / _median_seconds(step, repeats)
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
