@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from hnerv_lib.eval.verdict import Estimate, judge
 from hnerv_lib.data.split import SplitIndices
 
 EPS = 1e-8
@@ -146,11 +147,6 @@ def clip_table(pred: torch.Tensor, target: torch.Tensor, split: SplitIndices, bl
     return pd.DataFrame(rows)
 
 
-def separated(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether two intervals (low, high) do not overlap."""
-    return a[1] < b[0] or b[1] < a[0]
-
-
 def effective_rank(matrix: torch.Tensor) -> float:
     """Roy & Vetterli's effective rank: exp of the entropy of the normalised singular values (1 = one direction)."""
     s = torch.linalg.svdvals(matrix.double())
@@ -207,12 +203,9 @@ def clip_verdict(table: pd.DataFrame) -> str:
             parts.append(f"On {name} there are too few frames ({m.get('frames')}) for a block-bootstrap interval: no verdict "
                          f"(centred cosine {m['centred_cos']:.3f} vs {b['centred_cos']:.3f}).")
             continue
-        if separated(ci_m, ci_b) and m["centred_cos"] > b["centred_cos"]:
-            words = "beats the per-position-mean baseline"
-        elif separated(ci_m, ci_b):
-            words = "is worse than the per-position-mean baseline"
-        else:
-            words = "shows no difference from the per-position-mean baseline at this budget"
+        outcome = judge(Estimate(m["centred_cos"], *ci_m), Estimate(b["centred_cos"], *ci_b))
+        words = {1: "beats the per-position-mean baseline", -1: "is worse than the per-position-mean baseline"}.get(
+            outcome, "shows no difference from the per-position-mean baseline at this budget")
         parts.append(f"On {name} the model {words} (centred cosine {m['centred_cos']:.3f} [{ci_m[0]:.3f}, {ci_m[1]:.3f}] vs "
                      f"{b['centred_cos']:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}]); retrieval top-1 {m['top1']:.3f} "
                      f"(chance {m['chance_top1']:.3f}).")

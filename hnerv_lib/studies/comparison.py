@@ -17,9 +17,10 @@ import torch
 
 from hnerv_lib.codec.bitstream import compress
 from hnerv_lib.codec.decode import decoding_speed
-from hnerv_lib.eval.clip_metrics import MIN_BLOCKS, clip_table, separated
+from hnerv_lib.eval.clip_metrics import MIN_BLOCKS, clip_table
 from hnerv_lib.eval.frames import summarize
 from hnerv_lib.eval.patches import seam_metrics
+from hnerv_lib.eval.verdict import Estimate, judge, words
 from hnerv_lib.eval.unseen import baseline_protocols, model_protocols, test_time_input, unseen_table
 from hnerv_lib.models import count_params
 from hnerv_lib.train.config import TrainConfig
@@ -123,14 +124,12 @@ def verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> str:
             col = f"clip_centred_{role}"
             if pd.isna(full.get(col, math.nan)) or pd.isna(patch.get(col, math.nan)):
                 return "n/a"
-            a, b = (full[f"{col}_lo"], full[f"{col}_hi"]), (patch[f"{col}_lo"], patch[f"{col}_hi"])
-            values = f"(centred cosine full frame {full[col]:.3g} vs patch {patch[col]:.3g})"
+            a = Estimate(full[col], full.get(f"{col}_lo"), full.get(f"{col}_hi"))
+            b = Estimate(patch[col], patch.get(f"{col}_lo"), patch.get(f"{col}_hi"))
             blocks = min(full.get(f"clip_blocks_{role}", MIN_BLOCKS), patch.get(f"clip_blocks_{role}", MIN_BLOCKS))
             if blocks < MIN_BLOCKS:
-                return f"no verdict: too few frames for an interval {values}"
-            if not separated(a, b):
-                return f"no difference at this budget {values}"
-            return f"favours {'full frame' if full[col] > patch[col] else 'patch'} {values}"
+                return f"no verdict: too few frames for an interval (centred cosine full frame {a.text()} vs patch {b.text()})"
+            return words("full frame", a, "patch", b, what="centred cosine")
 
         unseen = "" if fair is not None else (
             f"unseen-frame PSNR, with HNeRV fed the unseen frame itself, favours {better('psnr_val')}; "
@@ -184,9 +183,10 @@ def unseen_verdict(fair: pd.DataFrame, fork_db: float = FORK_UNSEEN_DB) -> str:
             return ""
         label, unit = {"psnr_val": ("PSNR", " dB"), "clip_centred_val": ("CLIP centred cosine", "")}[col]
         values = f"{x[col]:.3g} vs {y[col]:.3g}{unit}"
-        if not separated((x[f"{col}_lo"], x[f"{col}_hi"]), (y[f"{col}_lo"], y[f"{col}_hi"])):
+        outcome = judge(Estimate(x[col], x[f"{col}_lo"], x[f"{col}_hi"]), Estimate(y[col], y[f"{col}_lo"], y[f"{col}_hi"]))
+        if not outcome:  # overlapping intervals (or none)
             return f"{label} no different from the {b} ({values})"
-        return f"{label} {'above' if x[col] > y[col] else 'below'} the {b} ({values})"
+        return f"{label} {'above' if outcome > 0 else 'below'} the {b} ({values})"
 
     def claims(a: str, others: Sequence[str]) -> str:
         said = [c for b in others for c in (compare(a, b, "psnr_val"), compare(a, b, "clip_centred_val")) if c]

@@ -5,7 +5,8 @@ import torch
 
 from hnerv_lib.data.split import Split
 from hnerv_lib.eval.clip_metrics import (baselines, block_bootstrap_ci, centred_cosine, clip_table, position_means,
-                                         retrieval, separated)
+                                         retrieval)
+from hnerv_lib.eval.verdict import separated
 
 T, N, D = 20, 8, 32
 

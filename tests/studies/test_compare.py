@@ -22,9 +22,10 @@ def test_verdict_names_the_winner_of_each_column():
     clip = {"full frame": (0.10, 0.05, 0.15), "patch": (0.12, 0.07, 0.17)}  # overlapping intervals
     for design, (m, lo, hi) in clip.items():
         table.loc[table["design"] == design, ["clip_centred_val", "clip_centred_val_lo", "clip_centred_val_hi"]] = [m, lo, hi]
-    assert "unseen-frame CLIP no difference at this budget (centred cosine full frame 0.1 vs patch 0.12)" in verdict(table)
+    assert ("unseen-frame CLIP no difference at this budget (centred cosine full frame 0.1 [0.05, 0.15] vs patch 0.12 "
+            "[0.07, 0.17])") in verdict(table)
     table.loc[table["design"] == "patch", ["clip_centred_val", "clip_centred_val_lo", "clip_centred_val_hi"]] = [0.4, 0.3, 0.5]
-    assert "unseen-frame CLIP favours patch (centred cosine full frame 0.1 vs patch 0.4)" in verdict(table)
+    assert "unseen-frame CLIP favours patch (centred cosine full frame 0.1 [0.05, 0.15] vs patch 0.4 [0.3, 0.5])" in verdict(table)
     table["clip_blocks_val"] = 2.0  # 4 unseen frames in blocks of 2: no interval worth a verdict
     assert "unseen-frame CLIP no verdict: too few frames for an interval" in verdict(table)
     assert "seen-frame PSNR favours patch (full frame 30 vs patch 31)" in text

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import pandas as pd
 import torch
 
+from hnerv_lib.eval.verdict import Estimate, judge
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.inflate import inflate
@@ -193,8 +194,8 @@ def verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95) -> 
     rank = ""
     if not known.empty:
         best = known.loc[known["test acc"].idxmax()]
-        apart = [r["variant"] for _, r in known.iterrows()
-                 if abs(best["test acc"] - r["test acc"]) > best["ci"] + r["ci"]]  # intervals do not overlap
+        top = Estimate.half_width(best["test acc"], best["ci"])
+        apart = [r["variant"] for _, r in known.iterrows() if judge(top, Estimate.half_width(r["test acc"], r["ci"]))]
         rank = (f" Highest mean: {best['variant']}; its interval " +
                 (f"does not overlap those of {', '.join(apart)}." if apart else "overlaps every other variant's."))
     fit_txt = ", ".join(f"{r['variant']} {r['train acc']:.0%}" for _, r in summary.iterrows())
