@@ -17,7 +17,7 @@ import torch
 
 from hnerv_lib.codec.bitstream import compress
 from hnerv_lib.codec.decode import decoding_speed
-from hnerv_lib.eval.clip_metrics import MIN_BLOCKS, clip_table
+from hnerv_lib.eval.clip_metrics import MIN_BLOCKS, block_bootstrap_ci, clip_table, default_block
 from hnerv_lib.eval.frames import summarize
 from hnerv_lib.eval.patches import seam_metrics
 from hnerv_lib.eval.verdict import Estimate, judge, words
@@ -27,6 +27,7 @@ from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
 from hnerv_lib.train.setup import Setup, autocast
 from hnerv_lib.utils.memory import peak_tensor_mb
+from hnerv_lib.utils.timing import Timing
 
 
 FAIR = ("HNeRV, interpolated", "NeRV", "patch")  # protocols that never see the unseen frame
@@ -71,6 +72,17 @@ def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, d
         return {**_measure_trained(cfg, s, run, seam_k, with_file), "train_step_mb": step_mb}
 
 
+def _psnr_intervals(frames_df: pd.DataFrame, n_boot: int = 200) -> dict[str, float]:
+    """95 % block-bootstrap intervals (over frames, in frame order) of the mean seen and unseen PSNR."""
+    out = {}
+    for role in ("train", "val"):
+        values = torch.tensor(frames_df.loc[frames_df["split"] == role].sort_values("frame")["psnr"].to_numpy())
+        if len(values) and torch.isfinite(values).all():
+            lo, hi = block_bootstrap_ci(values, default_block(len(values)), n_boot)
+            out.update({f"psnr_{role}_lo": lo, f"psnr_{role}_hi": hi})
+    return out
+
+
 def _measure_trained(cfg: TrainConfig, s: Setup, run: Run, seam_k: int, with_file: bool) -> dict:
     model = s.model.eval()
     frames_df = run.frames()
@@ -81,7 +93,9 @@ def _measure_trained(cfg: TrainConfig, s: Setup, run: Run, seam_k: int, with_fil
     row = {"design": "patch" if kind == "patch" else "full frame", "model": cfg.model,
            "test-time input": test_time_input(kind), "params": count_params(model), "epochs": cfg.epochs,
            "s_per_epoch": float(metrics["seconds"].median()), "train_s": float(metrics["seconds"].sum()),
-           **summarize(frames_df)}
+           **summarize(frames_df), **_psnr_intervals(frames_df)}
+    epochs = Timing.of(metrics["seconds"].dropna().tolist())  # spread of the epoch times: their quartiles
+    row.update({"s_per_epoch_lo": epochs.q1_s, "s_per_epoch_hi": epochs.q3_s})
     seen = s.split.train  # seams are judged where both models were fitted
     row["seam_ratio"] = seam_metrics(rgb[seen], s.task.frames[seen], s.task.windows, seam_k)["ratio"]
     if clip is not None:  # CLIP metrics that can fail: centred cosine with its block-bootstrap interval, retrieval
@@ -114,11 +128,18 @@ def verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> str:
         full, patch = rows.loc["full frame"], rows.loc["patch"]
 
         def better(col: str, higher: bool = True) -> str:
+            """Through the one verdict rule: a winner only where the intervals (``col``_lo/_hi) separate."""
             a, b = full.get(col, math.nan), patch.get(col, math.nan)
             if pd.isna(a) or pd.isna(b):
                 return "n/a"
-            win = "full frame" if (a > b) == higher else "patch"
-            return f"{win} (full frame {a:.3g} vs patch {b:.3g})"
+            est = [Estimate(r[col], r.get(f"{col}_lo"), r.get(f"{col}_hi")) for r in (full, patch)]
+            return words("full frame", est[0], "patch", est[1], higher_is_better=higher)
+
+        def smaller_file() -> str:  # file sizes are exact: no interval is needed to compare them
+            a, b = full.get("bpp", math.nan), patch.get("bpp", math.nan)
+            if pd.isna(a) or pd.isna(b):
+                return "n/a"
+            return f"{'full frame' if a < b else 'patch'} (full frame {a:.3g} vs patch {b:.3g} bpp, exact sizes)"
 
         def clip_words(role: str) -> str:
             col = f"clip_centred_{role}"
@@ -132,11 +153,11 @@ def verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> str:
             return words("full frame", a, "patch", b, what="centred cosine")
 
         unseen = "" if fair is not None else (
-            f"unseen-frame PSNR, with HNeRV fed the unseen frame itself, favours {better('psnr_val')}; "
+            f"unseen-frame PSNR, with HNeRV fed the unseen frame itself: {better('psnr_val')}; "
             f"unseen-frame CLIP {clip_words('val')}; ")
-        lines.append(f"Under {setting}: seen-frame PSNR favours {better('psnr_train')}; {unseen}"
-                     f"training speed favours {better('s_per_epoch', higher=False)} s/epoch; the smaller file is "
-                     f"{better('bpp', higher=False)} bpp.")
+        lines.append(f"Under {setting}: seen-frame PSNR (dB, 95 % block-bootstrap intervals over frames): "
+                     f"{better('psnr_train')}; {unseen}training speed (s/epoch, quartiles over epochs): "
+                     f"{better('s_per_epoch', higher=False)}; the smaller file is {smaller_file()}.")
     if fair is not None:
         lines.append(f"Unseen frames, by what each reconstruction sees at test time: {unseen_verdict(fair)}")
     return " ".join(lines)

@@ -28,9 +28,20 @@ def test_verdict_names_the_winner_of_each_column():
     assert "unseen-frame CLIP favours patch (centred cosine full frame 0.1 [0.05, 0.15] vs patch 0.4 [0.3, 0.5])" in verdict(table)
     table["clip_blocks_val"] = 2.0  # 4 unseen frames in blocks of 2: no interval worth a verdict
     assert "unseen-frame CLIP no verdict: too few frames for an interval" in verdict(table)
-    assert "seen-frame PSNR favours patch (full frame 30 vs patch 31)" in text
-    assert "unseen-frame PSNR, with HNeRV fed the unseen frame itself, favours full frame (full frame 28 vs patch 20)" in text
-    assert "training speed favours patch" in text and "the smaller file is full frame" in text
+    assert "seen-frame PSNR (dB, 95 % block-bootstrap intervals over frames): no verdict: no interval (full frame 30 vs " \
+           "patch 31)" in text  # a single number per design: no winner is named
+    assert "the smaller file is full frame (full frame 0.5 vs patch 0.6 bpp, exact sizes)" in text
+    bounds = {"full frame": {"psnr_train": (29.0, 31.0), "psnr_val": (27.0, 29.0), "s_per_epoch": (1.9, 2.1)},
+              "patch": {"psnr_train": (30.5, 31.5), "psnr_val": (19.0, 21.0), "s_per_epoch": (0.9, 1.1)}}
+    for design, cols in bounds.items():
+        for col, (lo, hi) in cols.items():
+            table.loc[table["design"] == design, [f"{col}_lo", f"{col}_hi"]] = [lo, hi]
+    text = verdict(table)
+    assert "seen-frame PSNR (dB, 95 % block-bootstrap intervals over frames): no difference at this budget " \
+           "(full frame 30 [29, 31] vs patch 31 [30.5, 31.5])" in text  # overlapping: no winner
+    assert "unseen-frame PSNR, with HNeRV fed the unseen frame itself: favours full frame (full frame 28 [27, 29] vs " \
+           "patch 20 [19, 21])" in text
+    assert "training speed (s/epoch, quartiles over epochs): favours patch (full frame 2 [1.9, 2.1] vs patch 1 [0.9, 1.1])" in text
 
 
 def fair_row(protocol: str, db: float, half: float, params: int = 1000) -> dict:
