@@ -22,6 +22,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from hnerv_lib.eval.verdict import NO_DIFFERENCE, Estimate, judge, words
 from hnerv_lib.eval.metrics import ms_ssim_fallback_note
 from hnerv_lib.models import fc_dim_for_factor
 from hnerv_lib.studies.comparison import measure_run
@@ -124,7 +125,8 @@ def measure_runs(results: pd.DataFrame, bases: dict[str, TrainConfig], ablation:
 
     configs = {v.apply(base).run_id(): v.apply(base) for family, base in bases.items()
                for v in ablation.variants(base)}
-    wanted = ("test-time input", "clip_centred_train", "clip_centred_val", "clip_top1_val", "train_step_mb")
+    wanted = ("test-time input", "clip_centred_train", "clip_centred_val", "clip_top1_val", "train_step_mb",
+              "psnr_train_lo", "psnr_train_hi", "psnr_val_lo", "psnr_val_hi")
     done = results[results["status"].isin(["trained", "reused"])]["run_id"].unique()
     extra = {}
     for run_id in done:
@@ -139,34 +141,53 @@ def _delta(part: pd.DataFrame, label_hi: str, label_lo: str, col: str) -> float:
     return float(rows.get(label_hi, float("nan")) - rows.get(label_lo, float("nan")))
 
 
+def _estimate(row: pd.Series, col: str) -> Estimate:
+    return Estimate(row[col], row.get(f"{col}_lo"), row.get(f"{col}_hi"))
+
+
+def _ranked(group: pd.DataFrame, col: str, what: str) -> str:
+    """Which value of a group is highest on ``col``, and whether its interval separates from each other's."""
+    best = group.loc[group[col].idxmax()]
+    top = _estimate(best, col)
+    others = group.drop(index=best.name)
+    apart = [r["label"] for _, r in others.iterrows() if judge(top, _estimate(r, col)) == 1]
+    close = [r["label"] for _, r in others.iterrows() if judge(top, _estimate(r, col)) == 0]
+    text = f"the highest {what} comes from {best['label']} ({top.text(4, ' dB')})"
+    if close:
+        return text + f"; {NO_DIFFERENCE} from {', '.join(map(str, close))}" + (
+            f", above {', '.join(map(str, apart))}" if apart else "")
+    if apart and len(apart) == len(others):
+        return text + "; its interval separates from every other value"
+    return text + " (no intervals: no verdict)"
+
+
 def findings(results: pd.DataFrame) -> str:
-    """Sentences generated from the sweep table: the CLIP loss's pixel cost, the best loss, size, warm-up."""
+    """Sentences generated from the sweep table (the CLIP loss's pixel cost, the best loss, warm-up, size),
+    judged by the one verdict rule on 95 % block-bootstrap intervals over frames (one run each: the
+    variation between training seeds is not in them)."""
     ok = results[results["status"] != "failed"]
     lines = []
     for family, part in ok.groupby("family", sort=False):
         name = "full frame" if family == "full" else "patch"
-        lam = part[part["group"] == "clip_weight"]
-        if {"0.0", "1.0"} <= set(lam["label"]):
+        lam = part[part["group"] == "clip_weight"].set_index("label")
+        if {"0.0", "1.0"} <= set(lam.index):
             clip_col, clip_name = (("clip_centred_val", "unseen-frame CLIP centred cosine") if "clip_centred_val" in lam
                                    else ("clip_val", "unseen-frame raw CLIP cosine"))
-            lines.append(f"{name}: lambda 1.0 vs 0 changes seen-frame PSNR by {_delta(lam, '1.0', '0.0', 'psnr_train'):+.2f} dB "
-                         f"and {clip_name} by {_delta(lam, '1.0', '0.0', clip_col):+.4f} (one run each: no interval).")
+            pix = words("lambda 1.0", _estimate(lam.loc["1.0"], "psnr_train"), "lambda 0",
+                        _estimate(lam.loc["0.0"], "psnr_train"), digits=4)
+            lines.append(f"{name}: seen-frame PSNR {pix}; lambda 1.0 vs 0 changes {clip_name} by "
+                         f"{lam.loc['1.0', clip_col] - lam.loc['0.0', clip_col]:+.4f}.")
         loss = part[part["group"] == "loss"]
-        if len(loss):
-            best = loss.loc[loss["psnr_train"].idxmax()]
-            worst = loss.loc[loss["psnr_train"].idxmin()]
-            lines.append(f"{name}: the best pixel loss on seen frames is {best['label']} ({best['psnr_train']:.2f} dB), "
-                         f"the worst {worst['label']} ({worst['psnr_train']:.2f} dB).")
+        if len(loss) > 1:
+            lines.append(f"{name}: among pixel losses, {_ranked(loss, 'psnr_train', 'seen-frame PSNR')}.")
         warm = part[part["group"] == "warmup"]
         if len(warm) > 1:
-            best = warm.loc[warm["psnr_train"].idxmax()]
-            spread = warm["psnr_train"].max() - warm["psnr_train"].min()
-            lines.append(f"{name}: warm-up {best['label']} gives the best seen-frame PSNR; the warm-up choices span "
-                         f"{spread:.2f} dB.")
+            lines.append(f"{name}: among CLIP warm-ups, {_ranked(warm, 'psnr_train', 'seen-frame PSNR')}.")
         head = part[part["group"] == "predict_clip"].set_index("label")
         if {"off", "on, lambda 0"} <= set(head.index):
-            diff = head.loc["on, lambda 0", "psnr_train"] - head.loc["off", "psnr_train"]
-            lines.append(f"{name}: carrying an untrained CLIP head (lambda 0) changes seen-frame PSNR by {diff:+.2f} dB.")
+            said = words("head on, lambda 0", _estimate(head.loc["on, lambda 0"], "psnr_train"), "head off",
+                         _estimate(head.loc["off"], "psnr_train"), what="seen-frame PSNR", digits=4)
+            lines.append(f"{name}: carrying an untrained CLIP head: {said}.")
         size = part[part["group"] == "size"].sort_values("params")
         if len(size) > 1:
             lines.append(f"{name}: from {int(size['params'].iloc[0]):,} to {int(size['params'].iloc[-1]):,} parameters, "

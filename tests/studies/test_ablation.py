@@ -96,7 +96,7 @@ def test_sweep_trains_each_distinct_run_once_isolates_failures_and_reuses(tmp_pa
     failed = res[res["status"] == "failed"]
     assert failed["label"].tolist() == ["L1"] and Run.at(tmp_path, failed["run_id"].iloc[0]).failed
     text = findings(res)
-    assert "lambda 1.0 vs 0 changes seen-frame PSNR by -1.00 dB" in text and "1 run(s) failed" in text
+    assert "seen-frame PSNR no verdict: no interval (lambda 1.0 29 vs lambda 0 30)" in text and "1 run(s) failed" in text
     calls.clear()
     again = run_ablation(bases, ab, tmp_path, train_fn=_fake_train(calls), progress=False)
     assert len(calls) == 1  # only the failed run is tried again
@@ -108,3 +108,17 @@ def test_ablation_params_build_the_base_config():
     cfg = p.base_config("patch")
     assert (cfg.epochs, cfg.clip_warmup_epochs, cfg.eval_every, cfg.model) == (12, 4, 12, p.patch_model)
     assert p.ablation().clip_weights == (0.0, 1.0)
+
+
+def test_findings_name_a_best_value_only_where_intervals_separate():
+    def row(group, label, db, half):
+        return {"family": "full", "group": group, "label": label, "status": "trained", "params": 100, "psnr_train": db,
+                "psnr_train_lo": db - half, "psnr_train_hi": db + half}
+
+    res = pd.DataFrame([row("loss", "Fusion6", 26.0, 0.3), row("loss", "L1", 25.8, 0.3), row("loss", "L2", 22.6, 0.3),
+                        row("warmup", "0.0", 26.1, 0.1), row("warmup", "0.333", 27.0, 0.1)])
+    text = findings(res)
+    assert ("full frame: among pixel losses, the highest seen-frame PSNR comes from Fusion6 (26 dB [25.7, 26.3]); "
+            "no difference at this budget from L1, above L2.") in text
+    assert ("full frame: among CLIP warm-ups, the highest seen-frame PSNR comes from 0.333 (27 dB [26.9, 27.1]); its "
+            "interval separates from every other value.") in text
