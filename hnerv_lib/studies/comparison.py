@@ -36,12 +36,24 @@ FORK_UNSEEN_DB = 17.72  # the seeds' fork, Kitchen, split 6_6_10 (anchors.md): u
 
 
 def time_to_psnr(metrics: pd.DataFrame, target_db: float, column: str = "psnr_train") -> Optional[float]:
-    """Training seconds until the first evaluation at or above ``target_db`` (None if never reached)."""
+    """Training seconds until PSNR reaches ``target_db`` (None if no evaluation reaches it).
+
+    Interpolated linearly in training time between the last evaluation below the target and the first
+    at or above it, so two designs evaluated every k epochs do not tie at the same evaluation by
+    construction; a target met at the first evaluation gives that evaluation's time.
+    """
     if column not in metrics:
         return None
-    elapsed = metrics["seconds"].cumsum()
-    hit = metrics[metrics[column] >= target_db]
-    return float(elapsed[hit.index[0]]) if len(hit) else None
+    evals = pd.DataFrame({"t": metrics["seconds"].cumsum(), "db": metrics[column]}).dropna()
+    hit = evals.index[evals["db"] >= target_db]
+    if not len(hit):
+        return None
+    at = evals.index.get_loc(hit[0])
+    t1, db1 = evals.iloc[at]
+    if at == 0:
+        return float(t1)
+    t0, db0 = evals.iloc[at - 1]
+    return float(t0 + (target_db - db0) / (db1 - db0) * (t1 - t0))
 
 
 def train_step_mb(cfg: TrainConfig, setup) -> float:

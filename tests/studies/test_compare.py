@@ -1,12 +1,15 @@
 import pandas as pd
+import pytest
 
 from hnerv_lib.studies.comparison import time_to_psnr, unseen_verdict, verdict
 
 
-def test_time_to_psnr_counts_training_seconds_until_the_first_hit():
+def test_time_to_psnr_interpolates_between_evaluations():
     m = pd.DataFrame({"epoch": [1, 2, 3, 4], "seconds": [1.0, 2.0, 3.0, 4.0],
-                      "psnr_train": [float("nan"), 20.0, float("nan"), 25.0]})
-    assert time_to_psnr(m, 19.0) == 3.0 and time_to_psnr(m, 24.0) == 10.0
+                      "psnr_train": [float("nan"), 20.0, float("nan"), 25.0]})  # evaluated at 3 s and 10 s
+    assert time_to_psnr(m, 19.0) == 3.0  # met at the first evaluation: its time
+    assert time_to_psnr(m, 24.0) == pytest.approx(3.0 + 4 / 5 * 7.0)  # 4/5 of the way from 20 to 25 dB
+    assert time_to_psnr(m, 25.0) == 10.0
     assert time_to_psnr(m, 30.0) is None and time_to_psnr(m.drop(columns="psnr_train"), 1.0) is None
 
 
