@@ -17,7 +17,9 @@ import torch
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    Readers never see a half-written file, and a failure leaves nothing behind.
+    Readers never see a half-written file, and a failure leaves nothing behind. The file gets the
+    permissions a plain ``open`` would give under the process umask (``mkstemp`` alone makes it 0600,
+    so a shared cache or report would be unreadable by the group).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,10 +28,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # the block may have replaced the temp file; its mode follows the umask
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_json(obj: Any, path: str | os.PathLike) -> None:
