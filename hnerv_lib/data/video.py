@@ -216,6 +216,26 @@ def _prepare(frames: torch.Tensor, spec: VideoSpec) -> torch.Tensor:
     return frames.contiguous()
 
 
+def _load_cached(tensor_path: Path, meta_path: Path, key: str) -> Video:
+    """Read a frame-cache entry; anything unreadable or inconsistent with its meta is a DataError naming the file."""
+    try:
+        meta = io.load_json(meta_path)
+        expected = (int(meta["num_frames"]), 3, *(int(v) for v in meta["frame_hw"]))
+    except Exception as err:
+        raise DataError(f"corrupt frame-cache meta {meta_path} ({type(err).__name__}: {err}); "
+                        f"delete it and {tensor_path.name} to decode again") from err
+    try:
+        frames = torch.load(tensor_path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DataError(f"corrupt frame cache {tensor_path} ({type(err).__name__}: {err}); "
+                        "delete it to decode again") from err
+    found = (tuple(frames.shape), frames.dtype) if isinstance(frames, torch.Tensor) else type(frames).__name__
+    if found != (expected, torch.uint8):
+        raise DataError(f"frame cache {tensor_path} holds {found}, but its meta says uint8 frames of shape "
+                        f"{expected}; delete it to decode again")
+    return Video(frames, key, meta)
+
+
 def load_video(spec: VideoSpec | str = "bunny", cache_dir: str | Path = "data/cache") -> Video:
     """Frames for ``spec``, from the cache when present, otherwise decoded once and cached."""
     spec = VideoSpec(source=spec) if isinstance(spec, str) else spec
@@ -226,8 +246,7 @@ def load_video(spec: VideoSpec | str = "bunny", cache_dir: str | Path = "data/ca
     tensor_path = Path(cache_dir) / "frames" / f"{key}.pt"
     meta_path = tensor_path.with_suffix(".json")
     if tensor_path.is_file() and meta_path.is_file():
-        frames = torch.load(tensor_path, weights_only=True)
-        return Video(frames, key, io.load_json(meta_path))
+        return _load_cached(tensor_path, meta_path, key)
     start = time.perf_counter()
     frames = _prepare(decode_source(kind, path), spec)
     name = spec.source if spec.source in EMBEDDED else path.name

@@ -139,3 +139,39 @@ def test_resize_in_chunks_equals_one_pass():
     frames = torch.randint(0, 256, (2 * RESIZE_CHUNK + 3, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     one = F.interpolate(frames.float(), size=(10, 16), mode="bilinear", antialias=True, align_corners=False)
     assert torch.equal(resize(frames, (10, 16)), one.round_().clamp_(0, 255).to(torch.uint8))
+
+
+def _truncate_tensor(pt: Path, js: Path):
+    pt.write_bytes(pt.read_bytes()[:200])
+
+
+def _garble_meta(pt: Path, js: Path):
+    js.write_text('{"num_frames": 3,')
+
+
+def _wrong_tensor(pt: Path, js: Path):
+    torch.save(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), pt)
+
+
+def _wrong_dtype(pt: Path, js: Path):
+    torch.save(torch.zeros(3, 3, 8, 12), pt)
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (_truncate_tensor, r"corrupt frame cache .*\.pt \(.*\); delete it"),
+        (_garble_meta, r"corrupt frame-cache meta .*\.json \(JSONDecodeError"),
+        (_wrong_tensor, r"frame cache .*\.pt holds \(\(2, 3, 4, 4\), torch\.uint8\), but its meta says .*\(3, 3, 8, 12\)"),
+        (_wrong_dtype, r"frame cache .*\.pt holds \(\(3, 3, 8, 12\), torch\.float32\)"),
+    ],
+)
+def test_damaged_frame_cache_is_named_not_returned(tmp_path, damage, match):
+    """A damaged cache entry is one DataError naming the file, never a raw loader error or wrong frames."""
+    _write_images(tmp_path / "imgs", [(8, 12)] * 3)
+    spec, cache = VideoSpec(str(tmp_path / "imgs")), tmp_path / "cache"
+    key = load_video(spec, cache).key
+    pt = cache / "frames" / f"{key}.pt"
+    damage(pt, pt.with_suffix(".json"))
+    with pytest.raises(DataError, match=match):
+        load_video(spec, cache)
