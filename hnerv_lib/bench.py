@@ -25,6 +25,7 @@ import torch
 from hnerv_lib.report.params import TrainingParams, from_namespace, load_profile
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.trainer import prepare, train
+from hnerv_lib.utils.cli import add_debug_flag, guarded
 from hnerv_lib.utils.memory import peak_rss_mb
 from hnerv_lib.utils.timing import time_call
 from hnerv_lib.utils.precision import cpu_model
@@ -134,7 +135,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     pr.add_argument("--steps", type=int, default=10, help="timed steps per setting (median reported)")
     pr.add_argument("--warmup", type=int, default=3)
     pr.add_argument("--cache-dir", default="data/cache")
+    for command in (tr, pr):
+        add_debug_flag(command)
     args = ap.parse_args(argv)
+    return guarded("python -m hnerv_lib.bench", lambda: _run(args), args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.what == "precision":
         result = bench_precision(args.profile, args.steps, args.warmup, cache_dir=args.cache_dir)
     else:

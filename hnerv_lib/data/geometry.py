@@ -5,7 +5,8 @@ A geometry turns a frame size (H, W) into a list of :class:`Window` s. Two kinds
 * :class:`Grid` — non-overlapping rows x cols tiles (the seeds' 2x4 grid of 320x320 at 640x1280).
 * :class:`Sliding` — overlapping windows of a fixed size moved by a stride (the seeds' 448/224).
 
-Both must tile the frame exactly: a size that does not divide raises one error naming the numbers.
+A grid must tile the frame exactly (a size that does not divide raises one error naming the numbers);
+sliding windows cover it, the last one flush against the edge where the strides fall short.
 """
 
 from __future__ import annotations
@@ -66,26 +67,44 @@ class Grid:
         return {"kind": "grid", **asdict(self)}
 
 
+SLIDING_EDGES = ("flush", "exact")
+
+
 @dataclass(frozen=True)
 class Sliding:
-    """Overlapping windows of ``size`` pixels moved by ``stride`` pixels, covering the frame exactly."""
+    """Overlapping windows of ``size`` pixels moved by ``stride`` pixels, covering the whole frame.
+
+    ``edge="flush"`` (default) adds, on an axis the strides do not end on, one last window placed flush
+    against the far edge (it overlaps its neighbour by more than the others), so any frame at least one
+    window large is covered: the seeds' 448/224 at 640x1280 gives tops (0, 192) and lefts
+    (0, 224, 448, 672, 832). ``edge="exact"`` instead requires the strides to tile the frame exactly.
+    """
 
     size: tuple[int, int] = (448, 448)  # seeds: 448 px windows ...
     stride: tuple[int, int] = (224, 224)  # ... with 50 % overlap
+    edge: str = "flush"  # "flush": a last window against the far edge when the strides fall short; "exact": refuse
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
         object.__setattr__(self, "stride", tuple(int(v) for v in self.stride))
         if min(self.size) < 1 or min(self.stride) < 1:
             raise ValueError(f"Sliding needs positive size and stride, got size={self.size}, stride={self.stride}")
+        if self.edge not in SLIDING_EDGES:
+            raise ValueError(f"Sliding edge must be one of {SLIDING_EDGES}, got {self.edge!r}")
 
     def _starts(self, extent: int, size: int, stride: int, axis: str) -> list[int]:
-        if size > extent or (extent - size) % stride:
+        if size > extent:
+            raise ValueError(f"{axis}: windows of {size} px do not fit in {extent} px")
+        starts = list(range(0, extent - size + 1, stride))
+        if starts[-1] + size == extent:
+            return starts
+        if self.edge == "exact":
             raise ValueError(
                 f"{axis}: windows of {size} px with stride {stride} do not tile {extent} px exactly "
-                f"(need size <= {extent} and ({extent} - {size}) % {stride} == 0)"
+                f"(({extent} - {size}) % {stride} = {(extent - size) % stride}); use edge='flush' to add a last "
+                f"window against the edge"
             )
-        return list(range(0, extent - size + 1, stride))
+        return [*starts, extent - size]
 
     def windows(self, frame_hw: tuple[int, int]) -> list[Window]:
         """Windows in row-major order."""
@@ -96,7 +115,7 @@ class Sliding:
 
     def to_dict(self) -> dict:
         """JSON form with a kind tag (used in cache keys and configs)."""
-        return {"kind": "sliding", "size": list(self.size), "stride": list(self.stride)}
+        return {"kind": "sliding", "size": list(self.size), "stride": list(self.stride), "edge": self.edge}
 
 
 Geometry = Union[Grid, Sliding]
@@ -109,7 +128,7 @@ def geometry_from_dict(d: dict) -> Geometry:
     if kind == "grid":
         return Grid(**d)
     if kind == "sliding":
-        return Sliding(size=tuple(d["size"]), stride=tuple(d["stride"]))
+        return Sliding(size=tuple(d["size"]), stride=tuple(d["stride"]), edge=d.get("edge", "exact"))  # older files: exact
     raise ValueError(f"unknown geometry kind {kind!r}; expected 'grid' or 'sliding'")
 
 

@@ -33,6 +33,7 @@ from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.study import Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
 from hnerv_lib.train.config import TrainConfig, legacy_bf16, warmup_epochs
+from hnerv_lib.train.trainer import validate
 from hnerv_lib.utils.parse import ConfigError, Spec, borrow, knob, parse_fields, parse_value, plain, specs
 from hnerv_lib.utils.precision import check_channels_last, check_precision
 
@@ -163,6 +164,8 @@ class TrainingParams(ReportParams):
             self.bf16 = None
         check_precision(self.precision)
         check_channels_last(self.channels_last)
+        for family in ("full", "nerv", "patch"):  # model vs frame size vs grid: named before any frame is decoded
+            validate(self.train_config(family))
 
 
 @dataclass

@@ -26,6 +26,7 @@ from hnerv_lib.report.params import NOTEBOOK_PARAMS, from_namespace, load_profil
 from hnerv_lib.report.summary import write_index, write_summary
 from hnerv_lib.train.config import legacy_bf16
 from hnerv_lib.utils import io
+from hnerv_lib.utils.cli import add_debug_flag, guarded
 from hnerv_lib.utils.memory import peak_rss_mb
 from hnerv_lib.utils.parse import assignments
 from hnerv_lib.utils.precision import cpu_model, describe, resolve
@@ -208,18 +209,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("-p", "--param", action="append", default=[], help="override a parameter: key=value")
     ap.add_argument("--reports-root", default=str(REPO / "reports"))
     ap.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    add_debug_flag(ap)
     args = ap.parse_args(argv)
-    try:
-        cfg = ReportRun(profile=args.profile, only=args.only.split(",") if args.only else None,
-                        reports_root=Path(args.reports_root), overrides=assignments(args.param, "-p"),
-                        html=not args.no_html)
-        timings = run_report(cfg)
-    except (NotebookFailed, ValueError, WeightsUnavailableError) as err:
-        print(f"[report] FAILED: {err}", file=sys.stderr)
-        return 1
+    return guarded("python -m hnerv_lib.report", lambda: _run(args), args,
+                   user_errors=(WeightsUnavailableError,), failures=(NotebookFailed,))
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = ReportRun(profile=args.profile, only=args.only.split(",") if args.only else None,
+                    reports_root=Path(args.reports_root), overrides=assignments(args.param, "-p"),
+                    html=not args.no_html)
+    timings = run_report(cfg)
     print(f"[report] {cfg.profile}: {len(timings)} notebooks, {sum(timings.values()):.1f} s: {timings}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

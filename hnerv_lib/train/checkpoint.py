@@ -6,6 +6,7 @@ a temp file and a rename, and read with ``torch.load(..., weights_only=True)``.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,6 +17,7 @@ from hnerv_lib import __version__
 from hnerv_lib.models import build_model, config_from_dict
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.utils import io
+from hnerv_lib.utils.cli import first_line
 
 CHECKPOINT_FORMAT = 1
 
@@ -55,8 +57,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only refused it: nothing in it was run
+        raise ValueError(f"refused checkpoint {path}: it holds pickled Python objects, not only tensors and plain "
+                         f"values, and is not loaded ({first_line(err)})") from err
     except Exception as err:
-        raise ValueError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
+        raise ValueError(f"cannot read checkpoint {path} (truncated or not a checkpoint): {first_line(err)}") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an hnerv_lib checkpoint of format {CHECKPOINT_FORMAT}")
     return payload

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,8 +12,8 @@ import torch.distributed as dist
 from hnerv_lib.data.teacher import WeightsUnavailableError
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.setup import dist_env
-from hnerv_lib.train.run import RunMismatch
-from hnerv_lib.train.trainer import train, validate
+from hnerv_lib.train.trainer import TrainingDiverged, train, validate
+from hnerv_lib.utils.cli import add_debug_flag, guarded
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -26,19 +25,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--run-dir", default=None, help="explicit run directory (default: run-root/<config hash>)")
     ap.add_argument("--cache-dir", default="data/cache")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this epoch (resume later)")
+    add_debug_flag(ap)
     args = ap.parse_args(argv)
-    try:
-        cfg = apply_overrides(get_train_preset(args.preset), args.set)
-        validate(cfg)
-        run_dir = Path(args.run_dir) if args.run_dir else Path(args.run_root) / cfg.run_id()
-    except (ValueError, WeightsUnavailableError) as err:  # a bad preset, key, value or teacher: one line, nothing written
-        print(f"python -m hnerv_lib.train: {err}", file=sys.stderr)
-        return 2
+    return guarded("python -m hnerv_lib.train", lambda: _run(args), args,
+                   user_errors=(WeightsUnavailableError,), failures=(TrainingDiverged,))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Validate (nothing written on a bad preset, key, value or teacher), then train and print the summary."""
+    cfg = apply_overrides(get_train_preset(args.preset), args.set)
+    validate(cfg)
+    run_dir = Path(args.run_dir) if args.run_dir else Path(args.run_root) / cfg.run_id()
     try:
         summary = train(cfg, run_dir, cache_dir=args.cache_dir, stop_after=args.stop_after)
-    except RunMismatch as err:  # another configuration's directory: refused before anything was written
-        print(f"python -m hnerv_lib.train: {err}", file=sys.stderr)
-        return 2
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

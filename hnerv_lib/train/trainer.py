@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from hnerv_lib import __version__
 from hnerv_lib.data.teacher import check_teacher
+from hnerv_lib.data.video import resolve_source
 from hnerv_lib.eval.frames import evaluate_frames, summarize
-from hnerv_lib.models import FullFrameConfig, count_params
+from hnerv_lib.models import FullFrameConfig, PatchConfig, count_params
 from hnerv_lib.train.checkpoint import load_weights, save_checkpoint
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
@@ -82,14 +83,24 @@ def _restore(run: Run, model, opt) -> tuple[int, list[dict]]:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """What can be checked without data, before the run directory exists: the model builds, a fixed
-    training size matches the model's frame size, and the CLIP teacher can be loaded (names, files, caches)."""
+    """What the config alone decides, checked before any frame is decoded or the run directory exists:
+    the model builds, its frame or patch size matches the training frames (``size``, else ``crop``) and
+    the CLIP grid that tiles them, and the CLIP teacher can be loaded (names, files, caches)."""
     model_cfg = cfg.model_config()
+    resolve_source(cfg.video)  # an unknown name or a missing path
+    frame_hw = cfg.size or cfg.crop  # None: the native size, known only once the video is read
+    if frame_hw is not None:
+        what = "size" if cfg.size is not None else "crop (size unset)"
+        if isinstance(model_cfg, FullFrameConfig) and tuple(model_cfg.frame_hw) != tuple(frame_hw):
+            raise ValueError(f"model {cfg.model!r} outputs {model_cfg.frame_hw[0]}x{model_cfg.frame_hw[1]} frames "
+                             f"but {what} is {frame_hw[0]}x{frame_hw[1]}: set size or pick a matching preset")
+        patch_hw = cfg.geometry().patch_hw(tuple(frame_hw))  # raises when the grid does not divide the frame
+        if isinstance(model_cfg, PatchConfig) and tuple(model_cfg.patch_hw) != patch_hw:
+            raise ValueError(f"model {cfg.model!r} outputs {model_cfg.patch_hw[0]}x{model_cfg.patch_hw[1]} patches "
+                             f"but grid {cfg.grid[0]}x{cfg.grid[1]} cuts {patch_hw[0]}x{patch_hw[1]} patches from "
+                             f"{what} {frame_hw[0]}x{frame_hw[1]}: set size or grid, or pick a matching preset")
     if model_cfg.predict_clip:
         check_teacher(cfg.teacher_spec())
-    if isinstance(model_cfg, FullFrameConfig) and cfg.size is not None and tuple(model_cfg.frame_hw) != cfg.size:
-        raise ValueError(f"model {cfg.model!r} outputs {model_cfg.frame_hw[0]}x{model_cfg.frame_hw[1]} frames but "
-                         f"size is {cfg.size[0]}x{cfg.size[1]}: set size or pick a matching preset")
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, cache_dir: str | Path = "data/cache",

@@ -44,12 +44,30 @@ def test_seeds_448_224_windows():
     assert len(wins) == 2 * 5
 
 
+def test_default_sliding_covers_the_papers_640x1280_flush_against_the_edge():
+    """The seeds' 448/224 windows do not tile 640x1280; the default adds a last window against each far edge."""
+    wins = G.Sliding().windows((640, 1280))
+    assert sorted({w.top for w in wins}) == [0, 192] and sorted({w.left for w in wins}) == [0, 224, 448, 672, 832]
+    assert len(wins) == 2 * 5 and all((w.height, w.width) == (448, 448) for w in wins)
+    frames = torch.randint(0, 256, (1, 3, 640, 1280), dtype=torch.uint8)
+    assert torch.equal(G.stitch(G.extract(frames, wins), wins, (640, 1280)), frames)  # uint8: exact
+    small = torch.rand(2, 3, 40, 72)
+    wins = G.Sliding((16, 16), (8, 8)).windows((40, 72))  # 40 - 16 = 24 (tiles); 72 - 16 = 56 (tiles)
+    assert G.Sliding((16, 16), (8, 8), edge="exact").windows((40, 72)) == wins  # flush adds nothing where strides end
+    wins = G.Sliding((16, 16), (10, 10)).windows((40, 72))  # 24 % 10 and 56 % 10: one flush window per axis
+    assert sorted({w.top for w in wins}) == [0, 10, 20, 24] and sorted({w.left for w in wins})[-2:] == [50, 56]
+    torch.testing.assert_close(G.stitch(G.extract(small, wins), wins, (40, 72), blend="hann"), small)
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
         (lambda: G.Grid(3, 4).windows((32, 64)), r"32x64 does not divide into a 3x4 grid"),
         (lambda: G.Grid(2, 5).windows((32, 64)), r"64 % 5 = 4"),
-        (lambda: G.Sliding((448, 448), (224, 224)).windows((640, 1280)), r"448 px with stride 224 do not tile 640"),
+        (lambda: G.Sliding((448, 448), (224, 224), edge="exact").windows((640, 1280)),
+         r"height: windows of 448 px with stride 224 do not tile 640 px exactly .* use edge='flush'"),
+        (lambda: G.Sliding((448, 448), (224, 224)).windows((320, 1280)), r"height: windows of 448 px do not fit in 320"),
+        (lambda: G.Sliding(edge="flesh"), r"edge must be one of \('flush', 'exact'\), got 'flesh'"),
         (lambda: G.Grid(0, 4), r"rows=0"),
     ],
 )
@@ -74,8 +92,10 @@ def test_border_mask_marks_only_inner_seams():
 
 
 def test_geometry_dict_round_trip():
-    for g in (G.Grid(4, 8), G.Sliding((16, 16), (8, 8))):
+    for g in (G.Grid(4, 8), G.Sliding((16, 16), (8, 8)), G.Sliding((16, 16), (8, 8), edge="exact")):
         assert G.geometry_from_dict(g.to_dict()) == g
+    old = {"kind": "sliding", "size": [16, 16], "stride": [8, 8]}  # written before edge existed: exact tiling
+    assert G.geometry_from_dict(old).edge == "exact"
 
 
 def test_frame_time_is_the_one_definition_behind_patch_coordinates():

@@ -183,7 +183,7 @@ def test_a_report_or_a_training_run_with_a_missing_weights_file_writes_nothing(t
     missing = tmp_path / "missing.safetensors"
     rc = report(["--profile", "smoke", "--only", "00", "-p", f"teacher_pretrained={missing}",
                  "--reports-root", str(tmp_path / "reports"), "--no-html"])
-    assert rc == 1 and not (tmp_path / "reports").exists()
+    assert rc == 2 and not (tmp_path / "reports").exists()
     assert f"teacher_pretrained file '{missing}' does not exist" in capsys.readouterr().err
     rc = train_cli(["--set", f"teacher_pretrained={missing}", "--run-root", str(tmp_path / "runs")])
     assert rc == 2 and not (tmp_path / "runs").exists()

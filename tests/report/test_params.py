@@ -41,6 +41,25 @@ def test_profiles_load_and_validate(profile):
     p.video_spec(), p.geometry(), p.split_rule(), p.teacher_spec(), p.sliding()  # each builds without error
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_models_fit_their_frames_and_grid(profile):
+    """Every training family's model matches the profile's frame size and grid (checked without data)."""
+    from hnerv_lib.report.params import FullFrameParams
+
+    from_namespace(FullFrameParams, load_profile(profile))
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"size": [32, 48]}, r"'hnerv-tiny' outputs 32x64 frames but size is 32x48"),
+    ({"grid": [2, 2]}, r"'patch-tiny' outputs 16x16 patches but grid 2x2 cuts 16x32 patches"),
+])
+def test_training_params_refuse_a_model_that_cannot_fit(values, match):
+    from hnerv_lib.report.params import FullFrameParams
+
+    with pytest.raises(ValueError, match=match):
+        from_namespace(FullFrameParams, {**load_profile("smoke"), **values})
+
+
 def test_smoke_profile_uses_an_explicit_random_init_teacher():
     assert load_profile("smoke")["teacher_pretrained"] is None
 

@@ -32,7 +32,7 @@ def test_every_group_and_value_becomes_a_variant():
 
 
 def test_coinciding_variants_share_one_run():
-    base = AblationParams(profile="smoke", size=[32, 64], every=11, first_frames=12, full_model="hnerv-tiny",
+    base = AblationParams(profile="smoke", size=[32, 64], every=11, first_frames=12, full_model="hnerv-tiny", nerv_model="nerv-tiny",
                           patch_model="patch-tiny", ablate_epochs=6, clip_weight=0.2, loss="Fusion6",
                           clip_warmup_frac=1 / 6).base_config("full")
     ids = _ids(base, Ablation())

@@ -57,13 +57,14 @@ def test_validation_failure_leaves_no_directory(tmp_path):
 
 
 def test_failure_after_the_directory_exists_writes_error_json(tmp_path):
-    cfg = _cfg(video=str(tmp_path / "missing.mp4"))
+    (tmp_path / "noise.mp4").write_bytes(b"not a video" * 100)  # exists (passes validation), cannot be decoded
+    cfg = _cfg(video=str(tmp_path / "noise.mp4"))
     run = Run(tmp_path / "r")
     with pytest.raises(Exception) as raised:
         train(cfg, run.dir, cache_dir=tmp_path / "cache", progress=False)
     assert run.failed and run.status == "failed"
     record = run.error()
-    assert record["error"].startswith(type(raised.value).__name__) and "missing.mp4" in record["error"]
+    assert record["error"].startswith(type(raised.value).__name__) and "noise.mp4" in record["error"]
     assert "Traceback" in record["traceback"] and record["config"]["video"] == cfg.video
     assert not list(run.dir.glob("*.tmp*"))  # written atomically
 

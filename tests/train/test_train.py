@@ -144,6 +144,26 @@ def test_model_size_must_match_the_video(tmp_path, smoke_cache):
         prepare(_cfg("hnerv-tiny", model="hnerv-cpu-orig"), torch.device("cpu"), smoke_cache, progress=False)
 
 
+@pytest.mark.parametrize(
+    "name, overrides, match",
+    [
+        ("patch-tiny", dict(size=(32, 48)), r"outputs 16x16 patches but grid 2x4 cuts 16x12 patches from size 32x48"),
+        ("patch-tiny", dict(grid=(2, 2)), r"outputs 16x16 patches but grid 2x2 cuts 16x32 patches"),
+        ("hnerv-tiny", dict(size=(32, 48)), r"outputs 32x64 frames but size is 32x48"),
+        ("hnerv-tiny", dict(size=None, crop=(64, 96)), r"outputs 32x64 frames but crop \(size unset\) is 64x96"),
+        ("hnerv-tiny", dict(grid=(3, 4)), r"frame 32x64 does not divide into a 3x4 grid: 32 % 3 = 2"),
+    ],
+)
+def test_config_mismatches_fail_before_any_decoding(tmp_path, monkeypatch, name, overrides, match):
+    """What the config alone decides is checked first: no frame decoded, no CLIP target, no run directory."""
+    import hnerv_lib.train.setup as setup
+
+    monkeypatch.setattr(setup, "load_video", lambda *a, **k: pytest.fail("frames were decoded before validation"))
+    with pytest.raises(ValueError, match=match):
+        train(_cfg(name, **overrides), tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_two_process_ddp_matches_one_process(tmp_path, smoke_cache):
     """torchrun --nproc_per_node=2 (gloo on CPU) vs 1 process: same data, same global batch."""
     args = ["-m", "hnerv_lib.train", "--preset", "hnerv-tiny", "--set", "epochs=3", "--set", "threads=1",

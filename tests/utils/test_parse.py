@@ -89,7 +89,7 @@ def test_train_cli_prints_one_line_and_writes_nothing(tmp_path, capsys):
 @pytest.mark.parametrize("param", ["every=2.5", "split=9_10", "predict_clip=maybe", "full_model=nope", "epochz=3"])
 def test_report_refuses_a_bad_p_before_writing(tmp_path, capsys, param):
     argv = ["--profile", "smoke", "--only", "00,01", "-p", param, "--reports-root", str(tmp_path / "reports")]
-    assert report_main(argv) == 1
+    assert report_main(argv) == 2  # a user error: one line, exit 2 (hnerv_lib/utils/cli.py)
     assert param.split("=")[0] in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
 

@@ -15,7 +15,6 @@ the environment asks for.
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
@@ -40,8 +39,8 @@ from hnerv_lib.studies.tubelets.train import (
     predict,
     predict_proba,
 )
-from hnerv_lib.train.checkpoint import CheckpointMismatch
 from hnerv_lib.utils import io
+from hnerv_lib.utils.cli import add_debug_flag, guarded
 
 
 def _clip_sets(args: argparse.Namespace, num_frames: int) -> tuple[ClipSet, ClipSet]:
@@ -138,14 +137,13 @@ def parser() -> argparse.ArgumentParser:
     inf.add_argument("--data_root", required=True, help="folder holding clips.pt")
     inf.add_argument("--num_frames", type=int, default=None, help="must equal the checkpoint's (default: its own)")
     inf.add_argument("--batch_size", type=int, default=32)
+    for command in (tr, inf):
+        add_debug_flag(command)
     return ap
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """CLI entry point; configuration, data and checkpoint errors print one line and return 2."""
+    """CLI entry point; configuration, data and checkpoint errors print one line and return 2 (--debug: traceback)."""
     args = parser().parse_args(argv)
-    try:
-        return train_main(args) if args.command == "train" else infer_main(args)
-    except (ConfigError, DataError, CheckpointMismatch, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return guarded("python -m hnerv_lib.action", lambda: train_main(args) if args.command == "train" else infer_main(args),
+                   args)
