@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -205,6 +206,30 @@ def resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out
 
 
+ASPECT_TOLERANCE = 0.05  # a resize that changes width/height by more than this share is warned about
+
+
+def _aspect_change(frames_hw: tuple[int, int], spec: VideoSpec) -> float:
+    """Relative change of width/height made by the resize (0 when there is none)."""
+    h, w = spec.crop or frames_hw
+    if spec.size is None:
+        return 0.0
+    return (spec.size[1] / spec.size[0]) / (w / h) - 1.0
+
+
+def _warn_surprises(spec: VideoSpec, meta: dict) -> None:
+    """Warn about what the user may not have meant: fewer frames than ``first``, a squashed aspect ratio."""
+    if spec.first is not None and meta["num_frames"] < spec.first:
+        warnings.warn(f"first={spec.first} but {meta['name']} has only {meta['num_frames']} frames (every="
+                      f"{spec.every}): using all {meta['num_frames']}", UserWarning, stacklevel=3)
+    change = meta.get("aspect_change", 0.0)
+    if abs(change) > ASPECT_TOLERANCE:
+        src = tuple(spec.crop or meta.get("source_hw", ()))
+        warnings.warn(f"resizing {meta['name']} from {src[0]}x{src[1]} to {spec.size[0]}x{spec.size[1]} changes its "
+                      f"aspect ratio by {100 * change:+.0f} % (> {100 * ASPECT_TOLERANCE:.0f} %): set crop to the "
+                      f"target's shape to cut instead of squash", UserWarning, stacklevel=3)
+
+
 def _prepare(frames: torch.Tensor, spec: VideoSpec) -> torch.Tensor:
     frames = frames[:: spec.every]
     if spec.first is not None:
@@ -246,15 +271,21 @@ def load_video(spec: VideoSpec | str = "bunny", cache_dir: str | Path = "data/ca
     tensor_path = Path(cache_dir) / "frames" / f"{key}.pt"
     meta_path = tensor_path.with_suffix(".json")
     if tensor_path.is_file() and meta_path.is_file():
-        return _load_cached(tensor_path, meta_path, key)
+        video = _load_cached(tensor_path, meta_path, key)
+        _warn_surprises(spec, video.meta)
+        return video
     start = time.perf_counter()
-    frames = _prepare(decode_source(kind, path), spec)
+    native = decode_source(kind, path)
+    frames = _prepare(native, spec)
     name = spec.source if spec.source in EMBEDDED else path.name
     meta = {
         "name": name, "kind": kind, "source": str(path), "source_sha256": digest, **shaping,
-        "num_frames": frames.shape[0], "frame_hw": list(frames.shape[-2:]),
+        "num_frames": frames.shape[0], "frame_hw": list(frames.shape[-2:]), "source_hw": list(native.shape[-2:]),
+        "aspect_change": round(_aspect_change(tuple(native.shape[-2:]), spec), 4),
         "decode_seconds": round(time.perf_counter() - start, 3), "format": FRAMES_FORMAT,
     }
+    del native
     io.torch_save(frames, tensor_path)
     io.save_json(meta, meta_path)  # written last: a cache entry counts only once its meta exists
+    _warn_surprises(spec, meta)
     return Video(frames, key, io.load_json(meta_path))  # the same (JSON) meta a cache hit returns

@@ -28,7 +28,7 @@ from hnerv_lib.models import fc_dim_for_factor
 from hnerv_lib.studies.comparison import measure_run
 from hnerv_lib.train.config import TrainConfig, warmup_epochs
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
-from hnerv_lib.train.sweep import Variant, run_sweep, variant
+from hnerv_lib.train.sweep import Variant, diverged, run_sweep, variant
 
 GROUPS = ("clip_weight", "warmup", "predict_clip", "loss", "size")
 PAPER_SIZES_M = (0.35, 0.75, 1.5, 3.0)  # HNeRV's Bunny model sizes; 1.5M is the reference
@@ -194,4 +194,9 @@ def findings(results: pd.DataFrame) -> str:
                          f"seen-frame PSNR goes from {size['psnr_train'].iloc[0]:.2f} to {size['psnr_train'].iloc[-1]:.2f} dB.")
     failed = results[results["status"] == "failed"]
     lines.append(f"{len(failed)} run(s) failed." if len(failed) else "No run failed.")
+    dead = diverged(results)
+    if len(dead):
+        names = ", ".join(f"{r['group']}={r['label']}" for _, r in dead.iterrows())
+        lines.append(f"{len(dead)} run(s) diverged (ended below their untrained start and a constant colour; "
+                     f"their numbers mean nothing): {names}.")
     return " ".join(lines)

@@ -3,6 +3,8 @@
 * a run whose hash already finished (:attr:`Run.finished`) is reused, not retrained;
 * a failing run is recorded (:meth:`Run.record_failure`: message, traceback, config) and the sweep
   goes on; the results table says ``failed`` with the error;
+* a run that finishes below both its untrained start and a constant mean colour is flagged ``diverged`` (in its
+  summary and in the table's ``diverged`` column; :func:`diverged` lists them);
 * ``shard=(i, n)`` takes every n-th configuration by hash, so machines never collide; merging results
   is copying ``runs/`` folders together.
 """
@@ -64,16 +66,29 @@ def run_sweep(base: TrainConfig, variants: Iterable[Variant], run_root: str | Pa
         if not in_shard(run.run_id, shard):
             continue
         if run.finished:
-            rows.append({**row, "status": "reused", **run.summary()})
+            rows.append({**row, "status": "reused", **_flagged(run.summary())})
             continue
         start = time.perf_counter()
         try:
             summary = train_fn(cfg, run.dir, progress=False, **train_kwargs)
-            rows.append({**row, "status": "trained", "wall_s": time.perf_counter() - start, **summary})
+            rows.append({**row, "status": "trained", "wall_s": time.perf_counter() - start, **_flagged(summary)})
         except Exception as err:  # a failing configuration must not stop the sweep
             run.record_failure(err, cfg)  # the trainer did too; a custom train_fn may not have
             rows.append({**row, "status": "failed", "error": f"{type(err).__name__}: {err}"})
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["group", "label", "run_id", "status"])
+
+
+def _flagged(summary: dict) -> dict:
+    """A summary with ``diverged`` always present (summaries written before the check say nothing: None)."""
+    return {**summary, "diverged": summary.get("diverged")}
+
+
+def diverged(results: pd.DataFrame) -> pd.DataFrame:
+    """The rows (group, label, run_id, psnr_train, psnr_mean_colour) of runs that finished below their start and the mean colour."""
+    if "diverged" not in results:
+        return results.iloc[0:0]
+    cols = [c for c in ("group", "label", "run_id", "psnr_train", "psnr_init", "psnr_mean_colour") if c in results]
+    return results[results["diverged"].fillna(False).astype(bool)][cols]
 
 
 def failures(results: pd.DataFrame) -> pd.DataFrame:

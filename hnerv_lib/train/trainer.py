@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
@@ -25,7 +26,8 @@ from hnerv_lib import __version__
 from hnerv_lib.data.teacher import check_teacher
 from hnerv_lib.data.video import resolve_source
 from hnerv_lib.eval.frames import evaluate_frames, summarize
-from hnerv_lib.models import FullFrameConfig, PatchConfig, count_params
+from hnerv_lib.eval.metrics import psnr
+from hnerv_lib.models import FullFrameConfig, PatchConfig, build_model, count_params
 from hnerv_lib.train.checkpoint import load_weights, save_checkpoint
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
@@ -182,10 +184,38 @@ def _finish(s: Setup, run: Run, rows: list[dict], frames, rank: int, world: int)
         "ms_ssim_note": frames.attrs.get("ms_ssim_note", ""), **summarize(frames),
         "final_loss": last["loss"],
     }
+    summary.update(divergence_check(s, summary.get("psnr_train")))
+    if summary["diverged"] and rank == 0:
+        warnings.warn(f"run {summary['run_id']} finished at {summary['psnr_train']:.2f} dB on its training frames, "
+                      f"below both its untrained start ({summary['psnr_init']:.2f} dB) and painting them in their mean "
+                      f"colour ({summary['psnr_mean_colour']:.2f} dB): it diverged (lr={s.cfg.lr}); its summary says "
+                      "diverged: true", RuntimeWarning, stacklevel=2)
     if rank == 0:
         run.save_frames(frames)
         run.save_summary(summary)  # last: marks the run finished
     return summary
+
+
+def divergence_check(s: Setup, psnr_train: Optional[float]) -> dict[str, Any]:
+    """Whether a finished run diverged: it ended below both the untrained model and a constant colour.
+
+    ``psnr_init``: the training frames' mean PSNR under the same seeded initialisation the run started
+    from (rebuilt here, so a resumed run gets the same number); ``psnr_mean_colour``: painting every
+    training frame in their mean colour. ``diverged`` when ``psnr_train`` is below both: the run got
+    worse than it began and is beaten by a constant (``lr=10`` on smoke ends at 6.1 dB against 12.8 dB
+    for the colour), while a short healthy run (one smoke epoch: 12.2 dB) stays above its start.
+    """
+    train_ids = s.task.train_frames.to(s.task.frames.device)
+    truth = s.task.frames[train_ids].float()
+    colour = truth.mean(dim=(0, 2, 3), keepdim=True).expand_as(truth)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s.cfg.seed)  # as setup.prepare seeds the model it trains
+        fresh = build_model(s.model.cfg).to(s.task.frames.device).eval()
+    start = s.task.reconstruct(fresh, train_ids)[0].float().clamp(0, 1)
+    out = {"psnr_init": float(psnr(start, truth).clamp(max=100.0).mean()),
+           "psnr_mean_colour": float(psnr(colour, truth).clamp(max=100.0).mean())}
+    out["diverged"] = bool(psnr_train is not None and psnr_train < min(out.values()))
+    return out
 
 
 def run(cfg: TrainConfig, run_root: str | Path = "runs", **kwargs) -> dict[str, Any]:

@@ -175,3 +175,18 @@ def test_damaged_frame_cache_is_named_not_returned(tmp_path, damage, match):
     damage(pt, pt.with_suffix(".json"))
     with pytest.raises(DataError, match=match):
         load_video(spec, cache)
+
+
+def test_first_beyond_the_video_and_squashed_aspect_warn_on_decode_and_on_cache_hit(tmp_path):
+    _write_images(tmp_path / "imgs", [(8, 12)] * 3)
+    for _ in range(2):  # decode, then cache hit
+        with pytest.warns(UserWarning, match=r"first=5 but imgs has only 3 frames \(every=1\): using all 3"):
+            assert load_video(VideoSpec(str(tmp_path / "imgs"), first=5), tmp_path / "cache").num_frames == 3
+        with pytest.warns(UserWarning, match=r"resizing imgs from 8x12 to 8x8 changes its aspect ratio by -33 %"):
+            load_video(VideoSpec(str(tmp_path / "imgs"), size=(8, 8)), tmp_path / "cache")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # within 5 %: silent; a crop to the target's shape: silent
+        load_video(VideoSpec(str(tmp_path / "imgs"), size=(4, 6)), tmp_path / "cache")
+        load_video(VideoSpec(str(tmp_path / "imgs"), crop=(8, 8), size=(4, 4), first=3), tmp_path / "cache")

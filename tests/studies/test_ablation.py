@@ -122,3 +122,17 @@ def test_findings_name_a_best_value_only_where_intervals_separate():
             "no difference at this budget from L1, above L2.") in text
     assert ("full frame: among CLIP warm-ups, the highest seen-frame PSNR comes from 0.333 (27 dB [26.9, 27.1]); its "
             "interval separates from every other value.") in text
+
+
+def test_findings_name_diverged_runs():
+    from hnerv_lib.studies.ablation import findings
+
+    res = pd.DataFrame([
+        {"family": "full", "group": "lr", "label": "0.001", "run_id": "a", "status": "trained", "psnr_train": 25.0, "params": 1,
+         "diverged": False},
+        {"family": "full", "group": "lr", "label": "10", "run_id": "b", "status": "reused", "psnr_train": 6.1, "params": 1,
+         "diverged": True},
+    ])
+    text = findings(res)
+    assert "No run failed." in text and "1 run(s) diverged" in text and "lr=10." in text
+    assert "diverged" not in findings(res.drop(columns="diverged"))  # summaries from before the check

@@ -164,6 +164,23 @@ def test_config_mismatches_fail_before_any_decoding(tmp_path, monkeypatch, name,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_dead_run_is_flagged_diverged_in_its_summary_and_the_sweep(tmp_path, smoke_cache):
+    """lr=10 ends below its untrained start and a constant colour: summary, warning and sweep table say so."""
+    from hnerv_lib.train.sweep import diverged, run_sweep, variant
+
+    base = _cfg("hnerv-tiny", epochs=2, eval_every=2, model_overrides={"predict_clip": False})
+    with pytest.warns(RuntimeWarning, match=r"below both its untrained start .* it diverged \(lr=10\.0\)"):
+        res = run_sweep(base, [variant("lr", lr, lr=lr) for lr in (1e-3, 10.0)], tmp_path, progress=False,
+                        cache_dir=smoke_cache)
+    rows = res.set_index("label")
+    assert rows.loc["10.0", "diverged"] and not rows.loc["0.001", "diverged"]
+    assert rows.loc["10.0", "psnr_train"] < min(rows.loc["10.0", "psnr_init"], rows.loc["10.0", "psnr_mean_colour"])
+    assert rows.loc["0.001", "psnr_train"] > rows.loc["0.001", "psnr_init"]  # two epochs: above where it began
+    assert diverged(res)["label"].tolist() == ["10.0"]
+    again = run_sweep(base, [variant("lr", 10.0, lr=10.0)], tmp_path, progress=False, cache_dir=smoke_cache)
+    assert again["status"].tolist() == ["reused"] and again["diverged"].tolist() == [True]  # read from the summary
+
+
 def test_two_process_ddp_matches_one_process(tmp_path, smoke_cache):
     """torchrun --nproc_per_node=2 (gloo on CPU) vs 1 process: same data, same global batch."""
     args = ["-m", "hnerv_lib.train", "--preset", "hnerv-tiny", "--set", "epochs=3", "--set", "threads=1",
