@@ -88,7 +88,8 @@ def diverged(results: pd.DataFrame) -> pd.DataFrame:
     if "diverged" not in results:
         return results.iloc[0:0]
     cols = [c for c in ("group", "label", "run_id", "psnr_train", "psnr_init", "psnr_mean_colour") if c in results]
-    return results[results["diverged"].fillna(False).astype(bool)][cols]
+    flagged = results["diverged"].map(lambda v: v is True or v == 1.0)  # None/NaN: written before the check
+    return results[flagged.astype(bool)][cols]
 
 
 def failures(results: pd.DataFrame) -> pd.DataFrame:
