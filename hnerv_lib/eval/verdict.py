@@ -9,8 +9,9 @@ side has no interval to judge by.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 NO_DIFFERENCE = "no difference at this budget"
 
@@ -39,6 +40,26 @@ class Estimate:
         """``0.37 [0.28, 0.45]`` (or ``0.37`` without an interval), at ``digits`` significant digits."""
         body = f"{self.value:.{digits}g}{unit}"
         return body + (f" [{self.low:.{digits}g}, {self.high:.{digits}g}]" if self.has_interval else "")
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width) of Student's t confidence interval; half-width is NaN for one value."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("t_interval needs at least one value")
+    mean = statistics.fmean(vals)
+    if len(vals) < 2:
+        return mean, math.nan
+    from scipy.stats import (
+        t as student_t,  # scipy comes with scikit-video, a declared dependency
+    )
+
+    return mean, float(student_t.ppf(0.5 + level / 2, len(vals) - 1) * statistics.stdev(vals) / math.sqrt(len(vals)))
+
+
+def over_runs(values: Sequence[float], level: float = 0.95) -> "Estimate":
+    """Mean of independent runs (seeds) with its Student-t interval; one value gives no interval."""
+    return Estimate.half_width(*t_interval(values, level))
 
 
 def separated(a: tuple[float, float], b: tuple[float, float]) -> bool:

@@ -132,6 +132,7 @@ class TrainingParams(ReportParams):
     patch_model: str = knob("patch-quick", choices=list_presets)  # patch model preset (its patch size must equal size / grid)
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
+    seeds: int = 1  # training seeds per headline run (seed, seed + 1, ...): notebooks 01, 02, 05; intervals need at least 2
     model_bits: int = 8  # weight quantisation of the compressed file (HNeRV: 8)
     embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 
@@ -164,6 +165,8 @@ class TrainingParams(ReportParams):
             self.bf16 = None
         check_precision(self.precision)
         check_channels_last(self.channels_last)
+        if self.seeds < 1:
+            raise ConfigError(f"seeds={self.seeds!r} must be at least 1")
         for family in ("full", "nerv", "patch"):  # model vs frame size vs grid: named before any frame is decoded
             validate(self.train_config(family))
 

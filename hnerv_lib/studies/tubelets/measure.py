@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
-import statistics
 from typing import Any, Callable, Sequence
 
 import torch
@@ -14,6 +12,7 @@ from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params
 from hnerv_lib.utils.memory import peak_tensor_mb
 from hnerv_lib.utils.timing import time_call
+from hnerv_lib.eval.verdict import t_interval  # noqa: F401  (re-exported: the study and its tests import it here)
 
 
 def example_clip(model: LSViTForAction, batch: int = 1) -> torch.Tensor:
@@ -98,16 +97,3 @@ def train_clips_per_s(model: LSViTForAction, batch: int = 16, repeats: int = 7) 
     return batch / _median_seconds(step, repeats)
 
 
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """(mean, half-width) of Student's t confidence interval; half-width is NaN for one value."""
-    vals = [float(v) for v in values]
-    if not vals:
-        raise ValueError("t_interval needs at least one value")
-    mean = statistics.fmean(vals)
-    if len(vals) < 2:
-        return mean, math.nan
-    from scipy.stats import (
-        t as student_t,  # scipy comes with scikit-video, a declared dependency
-    )
-
-    return mean, float(student_t.ppf(0.5 + level / 2, len(vals) - 1) * statistics.stdev(vals) / math.sqrt(len(vals)))
