@@ -20,9 +20,10 @@ from hnerv_lib.codec.decode import decoding_speed
 from hnerv_lib.eval.clip_metrics import MIN_BLOCKS, block_bootstrap_ci, clip_table, default_block
 from hnerv_lib.eval.frames import summarize
 from hnerv_lib.eval.patches import seam_metrics
-from hnerv_lib.eval.verdict import Estimate, judge, words
+from hnerv_lib.eval.verdict import Estimate, judge, over_runs, words
 from hnerv_lib.eval.unseen import baseline_protocols, model_protocols, test_time_input, unseen_table
 from hnerv_lib.models import count_params
+from hnerv_lib.studies.seeds import interval_name, over_seeds, run_seeds, seed_configs
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
 from hnerv_lib.train.setup import Setup, autocast
@@ -126,6 +127,57 @@ def _measure_trained(cfg: TrainConfig, s: Setup, run: Run, seam_k: int, with_fil
     return row
 
 
+def measure_seeds(cfg: TrainConfig, seeds: int, setting: str, run_root: str | Path, cache_dir: str | Path,
+                  device: str = "cpu", seam_k: int = 2) -> list[dict]:
+    """Train (or reuse) every seed of ``cfg`` and measure each: one row per seed with ``setting`` and ``seed``.
+
+    Only the first seed is compressed (bpp and decoding speed): the file size of one design hardly
+    depends on the seed, and timing the decoder once per design is enough.
+    """
+    rows = []
+    for i, c in enumerate(run_seeds(cfg, seeds, run_root, cache_dir=cache_dir)):
+        rows.append({"setting": setting, "seed": c.seed,
+                     **measure_run(c, run_root, cache_dir, device, seam_k, with_file=i == 0)})
+    return rows
+
+
+def equal_time_epochs(rows: pd.DataFrame, epochs: dict[str, int]) -> tuple[str, str, int]:
+    """(faster design, slower design, epochs the faster one trains to use the slower one's training time).
+
+    ``rows`` are the equal-parameter measurements (``design``, ``train_s``, ``s_per_epoch``; one row per
+    seed, averaged here), ``epochs`` each design's epochs. The faster design never trains fewer epochs.
+    """
+    means = rows.groupby("design")[["train_s", "s_per_epoch"]].mean()
+    fast, slow = means["train_s"].idxmin(), means["train_s"].idxmax()
+    return fast, slow, max(epochs[fast], round(means.loc[slow, "train_s"] / means.loc[fast, "s_per_epoch"]))
+
+
+def time_to_quality(cfgs: dict[str, TrainConfig], seeds: int, run_root: str | Path, target_db: float) -> pd.DataFrame:
+    """Per design: training seconds to reach ``target_db`` on seen frames, mean and 95 % t interval over
+    the seeds that reached it, and how many did."""
+    rows = []
+    for design, cfg in cfgs.items():
+        times = [time_to_psnr(Run.of(c, run_root).metrics(), target_db) for c in seed_configs(cfg, seeds)]
+        reached = [t for t in times if t is not None]
+        est = over_runs(reached) if reached else Estimate(math.nan)
+        rows.append({"design": design, "target_db": round(target_db, 2), "seconds_to_target": est.value,
+                     "seconds_to_target_lo": est.low, "seconds_to_target_hi": est.high,
+                     "reached": f"{len(reached)} of {len(times)} seeds", "interval": interval_name(len(reached))
+                     if len(reached) > 1 else "none"})
+    return pd.DataFrame(rows)
+
+
+def unseen_over_seeds(cfgs: Sequence[TrainConfig], seeds: int, run_root: str | Path, cache_dir: str | Path,
+                      device: str = "cpu", n_boot: int = 200) -> pd.DataFrame:
+    """:func:`unseen_comparison` for every seed of ``cfgs`` (trained or reused), summarised by
+    :func:`~hnerv_lib.studies.seeds.over_seeds`: networks get t intervals over seeds, the baselines
+    (no network, no seed) keep their block-bootstrap intervals over frames."""
+    per_seed = list(zip(*[run_seeds(c, seeds, run_root, cache_dir=cache_dir) for c in cfgs]))
+    parts = [unseen_comparison(group, run_root, cache_dir, device, n_boot).assign(seed=i)
+             for i, group in enumerate(per_seed)]
+    return over_seeds(pd.concat(parts, ignore_index=True), ["protocol"])
+
+
 def verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> str:
     """A paragraph generated from a comparison table with one 'full frame' and one 'patch' row per setting.
 
@@ -167,8 +219,11 @@ def verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> str:
         unseen = "" if fair is not None else (
             f"unseen-frame PSNR, with HNeRV fed the unseen frame itself: {better('psnr_val')}; "
             f"unseen-frame CLIP {clip_words('val')}; ")
-        lines.append(f"Under {setting}: seen-frame PSNR (dB, 95 % block-bootstrap intervals over frames): "
-                     f"{better('psnr_train')}; {unseen}training speed (s/epoch, quartiles over epochs): "
+        how = ", ".join(part["interval"].dropna().unique()) if "interval" in part else "block bootstrap over frames"
+        seeded = how.startswith("t over")
+        lines.append(f"Under {setting}: seen-frame PSNR (dB, 95 % intervals, {how}): "
+                     f"{better('psnr_train')}; {unseen}training speed (s/epoch, "
+                     f"{'95 % intervals, ' + how if seeded else 'quartiles over epochs'}): "
                      f"{better('s_per_epoch', higher=False)}; the smaller file is {smaller_file()}.")
     if fair is not None:
         lines.append(f"Unseen frames, by what each reconstruction sees at test time: {unseen_verdict(fair)}")

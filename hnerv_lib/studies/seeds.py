@@ -67,8 +67,9 @@ def over_seeds(rows: pd.DataFrame, by: Sequence[str], seed_col: str = "seed", le
                 row[col] = values.iloc[0]
                 continue
             mean, half = t_interval(values.dropna(), level)
-            row[col] = mean
-            if values.nunique(dropna=True) > 1 and n > 1:
+            constant = values.nunique(dropna=True) == 1
+            row[col] = values.dropna().iloc[0] if constant else mean  # a constant keeps its type (params: int)
+            if not constant and n > 1:
                 row[f"{col}_lo"], row[f"{col}_hi"] = mean - half, mean + half
                 varied = True
             elif f"{col}_lo" in group:  # one seed, or no seed dependence: the row's own interval

@@ -31,7 +31,7 @@ def test_verdict_names_the_winner_of_each_column():
     assert "unseen-frame CLIP favours patch (centred cosine full frame 0.1 [0.05, 0.15] vs patch 0.4 [0.3, 0.5])" in verdict(table)
     table["clip_blocks_val"] = 2.0  # 4 unseen frames in blocks of 2: no interval worth a verdict
     assert "unseen-frame CLIP no verdict: too few frames for an interval" in verdict(table)
-    assert "seen-frame PSNR (dB, 95 % block-bootstrap intervals over frames): no verdict: no interval (full frame 30 vs " \
+    assert "seen-frame PSNR (dB, 95 % intervals, block bootstrap over frames): no verdict: no interval (full frame 30 vs " \
            "patch 31)" in text  # a single number per design: no winner is named
     assert "the smaller file is full frame (full frame 0.5 vs patch 0.6 bpp, exact sizes)" in text
     bounds = {"full frame": {"psnr_train": (29.0, 31.0), "psnr_val": (27.0, 29.0), "s_per_epoch": (1.9, 2.1)},
@@ -40,7 +40,7 @@ def test_verdict_names_the_winner_of_each_column():
         for col, (lo, hi) in cols.items():
             table.loc[table["design"] == design, [f"{col}_lo", f"{col}_hi"]] = [lo, hi]
     text = verdict(table)
-    assert "seen-frame PSNR (dB, 95 % block-bootstrap intervals over frames): no difference at this budget " \
+    assert "seen-frame PSNR (dB, 95 % intervals, block bootstrap over frames): no difference at this budget " \
            "(full frame 30 [29, 31] vs patch 31 [30.5, 31.5])" in text  # overlapping: no winner
     assert "unseen-frame PSNR, with HNeRV fed the unseen frame itself: favours full frame (full frame 28 [27, 29] vs " \
            "patch 20 [19, 21])" in text
@@ -70,3 +70,31 @@ def test_unseen_verdict_names_a_winner_only_where_intervals_separate_and_labels_
                            "s_per_epoch": 1.0, "bpp": 0.5} for d in ("full frame", "patch")])
     combined = verdict(table, fair)
     assert "unseen-frame PSNR, with HNeRV" not in combined and text in combined
+
+
+def test_equal_time_gives_the_faster_design_the_slower_ones_seconds_averaged_over_seeds():
+    from hnerv_lib.studies.comparison import equal_time_epochs
+
+    rows = pd.DataFrame([
+        {"design": "full frame", "seed": 0, "train_s": 60.0, "s_per_epoch": 1.0},
+        {"design": "full frame", "seed": 1, "train_s": 64.0, "s_per_epoch": 1.05},
+        {"design": "patch", "seed": 0, "train_s": 36.0, "s_per_epoch": 0.6},
+        {"design": "patch", "seed": 1, "train_s": 38.0, "s_per_epoch": 0.64},
+    ])
+    fast, slow, epochs = equal_time_epochs(rows, {"full frame": 60, "patch": 60})
+    assert (fast, slow, epochs) == ("patch", "full frame", round(62.0 / 0.62))
+    assert equal_time_epochs(rows, {"full frame": 60, "patch": 500})[2] == 500  # never fewer epochs than planned
+
+
+def test_seed_intervals_drive_the_comparison_verdict():
+    """Two seeds each: the seed interval, not a bootstrap over frames, decides, and the verdict says which."""
+    from hnerv_lib.studies.seeds import over_seeds
+
+    rows = pd.DataFrame([{"setting": "equal parameters", "design": d, "seed": s, "psnr_train": v,
+                          "psnr_train_lo": v - 0.01, "psnr_train_hi": v + 0.01, "s_per_epoch": 1.0 + s / 10}
+                         for d, vals in [("full frame", (30.0, 31.0)), ("patch", (30.2, 30.9))]
+                         for s, v in enumerate(vals)])
+    text = verdict(over_seeds(rows, ["setting", "design"]))
+    assert "seen-frame PSNR (dB, 95 % intervals, t over 2 seeds): no difference at this budget" in text
+    one = verdict(over_seeds(rows[rows.seed == 0], ["setting", "design"]))  # frame intervals, which separate
+    assert "block bootstrap over frames (1 seed)): favours patch" in one

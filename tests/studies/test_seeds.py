@@ -32,7 +32,8 @@ def test_over_seeds_means_and_t_intervals_and_keeps_a_baselines_own_interval():
     assert out.loc["net", "interval"] == "t over 3 seeds" and out.loc["net", "seeds"] == 3
     assert (out.loc["copy", "psnr_lo"], out.loc["copy", "psnr_hi"]) == (17.5, 18.5)  # no seed dependence
     assert out.loc["copy", "interval"].startswith("block bootstrap") and out.loc["net", "model"] == "m"
-    assert "params_lo" not in out  # constant: no interval
+    assert "params_lo" not in out and out.loc["net", "params"] == 10 and float(out.loc["net", "params"]).is_integer()
+    assert str(over_seeds(rows, ["protocol"])["params"].dtype).startswith("int")  # a constant keeps its type
 
 
 def test_one_seed_keeps_the_runs_own_interval_and_says_so():
