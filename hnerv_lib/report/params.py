@@ -230,6 +230,7 @@ class AblationParams(TrainingParams):
     """Notebook 04: the ablation sweep (lambda, warm-up, CLIP head, pixel loss, size) for both models."""
 
     ablate_epochs: int = 20  # epochs of every sweep run (fewer than notebooks 01/02: the sweep trains ~30 runs)
+    ablate_seeds: int = 1  # training seeds of every variant except the size group (findings: t intervals over them)
     ablate_families: list[str] = field(default_factory=lambda: ["full", "patch"])  # model families swept
     ablate_groups: list[str] = field(default_factory=lambda: ["clip_weight", "warmup", "predict_clip", "loss", "size"])  # which ablations run
     clip_weights: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.5, 1.0])  # lambda values
@@ -244,7 +245,7 @@ class AblationParams(TrainingParams):
 
         return Ablation(clip_weights=tuple(float(w) for w in self.clip_weights), warmup_fracs=tuple(self.warmup_fracs),
                         losses=tuple(self.losses), size_factors=tuple(self.size_factors),
-                        groups=tuple(self.ablate_groups))
+                        groups=tuple(self.ablate_groups), seeds=self.ablate_seeds)
 
     def base_config(self, family: str) -> TrainConfig:
         """The sweep's base TrainConfig of ``family``: the profile's recipe at ``ablate_epochs`` epochs."""

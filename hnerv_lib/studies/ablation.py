@@ -26,11 +26,13 @@ from hnerv_lib.eval.verdict import NO_DIFFERENCE, Estimate, judge, words
 from hnerv_lib.eval.metrics import ms_ssim_fallback_note
 from hnerv_lib.models import fc_dim_for_factor
 from hnerv_lib.studies.comparison import measure_run
+from hnerv_lib.studies.seeds import over_seeds
 from hnerv_lib.train.config import TrainConfig, warmup_epochs
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
 from hnerv_lib.train.sweep import Variant, diverged, run_sweep, variant
 
 GROUPS = ("clip_weight", "warmup", "predict_clip", "loss", "size")
+SEEDLESS = ("size",)  # groups that name no winner (a trend): one seed each, the seeds go where the verdicts are
 PAPER_SIZES_M = (0.35, 0.75, 1.5, 3.0)  # HNeRV's Bunny model sizes; 1.5M is the reference
 
 
@@ -47,6 +49,7 @@ class Ablation:
     losses: tuple[str, ...] = ("L2", "L1", "Fusion6", "Fusion4", "Fusion10")
     size_factors: tuple[float, ...] = tuple(s / 1.5 for s in PAPER_SIZES_M)
     groups: tuple[str, ...] = GROUPS
+    seeds: int = 1  # training seeds of every variant outside SEEDLESS (findings: t intervals over them)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.groups) - set(GROUPS))
@@ -55,6 +58,8 @@ class Ablation:
         bad = [f for f in self.warmup_fracs if not 0 <= f <= 1]
         if bad:
             raise ValueError(f"warm-up fractions must lie in [0, 1]; got {bad}")
+        if self.seeds < 1:
+            raise ValueError(f"Ablation seeds must be >= 1; got {self.seeds}")
 
     def variants(self, base: TrainConfig) -> list[Variant]:
         """Every variant of ``base`` in the chosen groups, in table order."""
@@ -75,7 +80,8 @@ class Ablation:
                 fc = fc_dim_for_factor(base.model, f, **base.model_overrides)
                 # the preset's own width adds no override, so the x1 run shares the base run's hash
                 out.append(variant("size", f"x{f:.2g}", **({} if fc == preset_fc else {"model__fc_dim": fc})))
-        return out
+        return out + [Variant(v.group, v.label, tuple(sorted((*v.changes, ("seed", base.seed + i)))))
+                      for i in range(1, self.seeds) for v in out if v.group not in SEEDLESS]
 
 
 def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.Series:
@@ -94,12 +100,26 @@ def loss_note(name: str, image_hw: tuple[int, int]) -> str:
     return f"its MS-SSIM term is 1 - SSIM here ({note})" if note else ""
 
 
+def summarise(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (family, group, value): finished runs averaged over their seeds, with 95 % Student-t
+    intervals over seeds (``_lo``/``_hi``; one seed keeps its block bootstrap over frames; the ``interval``
+    column says which), failed runs kept as they are."""
+    if "seed" not in results or results.empty:
+        return results
+    done = results[results["status"] != "failed"]
+    summary = over_seeds(done, ["family", "group", "label"]) if len(done) else done
+    return pd.concat([summary, results[results["status"] == "failed"]], ignore_index=True)
+
+
 def group_table(results: pd.DataFrame, group: str, columns: Sequence[str]) -> pd.DataFrame:
-    """One ablation group's rows (family, value, the chosen columns) from the sweep results; a table with an
-    unseen-frame column also says what the model saw of those frames (``test-time input``)."""
+    """One ablation group's rows (family, value, the chosen columns) from the summarised sweep
+    (:func:`summarise`); a table with an unseen-frame column also says what the model saw of those frames
+    (``test-time input``), and one over seeds says how many and how its intervals were made."""
     part = results[(results["group"] == group) & (results["status"] != "failed")]
     unseen = any(c.endswith("_val") for c in columns) and "test-time input" in part
-    chosen = [*[c for c in columns if c in part], *(["test-time input"] if unseen else [])]
+    bounds = [b for c in columns for b in (f"{c}_lo", f"{c}_hi") if c.startswith("psnr_") and b in part]
+    chosen = [*[c for c in columns if c in part], *bounds, *(["test-time input"] if unseen else []),
+              *[c for c in ("seeds", "interval") if c in part]]
     return part[["family", "label", *chosen]].rename(columns={"label": group})
 
 
@@ -162,11 +182,15 @@ def _ranked(group: pd.DataFrame, col: str, what: str) -> str:
 
 
 def findings(results: pd.DataFrame) -> str:
-    """Sentences generated from the sweep table (the CLIP loss's pixel cost, the best loss, warm-up, size),
-    judged by the one verdict rule on 95 % block-bootstrap intervals over frames (one run each: the
-    variation between training seeds is not in them)."""
+    """Sentences generated from the summarised sweep table (:func:`summarise`: the CLIP loss's pixel cost,
+    the best loss, warm-up, size), judged by the one verdict rule on its 95 % intervals: Student-t over
+    training seeds where a value ran under several, else a block bootstrap over frames (one run: the
+    variation between seeds is then not in it); the first sentence says which."""
     ok = results[results["status"] != "failed"]
     lines = []
+    if "interval" in ok and ok["interval"].notna().any():
+        kinds = ok[ok["group"] != "size"]["interval"].dropna().unique() if (ok["group"] != "size").any() else []
+        lines.append(f"Intervals: 95 %, {' / '.join(kinds) or 'none'}.")
     for family, part in ok.groupby("family", sort=False):
         name = "full frame" if family == "full" else "patch"
         lam = part[part["group"] == "clip_weight"].set_index("label")

@@ -62,7 +62,7 @@ def run_sweep(base: TrainConfig, variants: Iterable[Variant], run_root: str | Pa
     for v in tqdm(list(variants), desc="sweep", disable=not progress):
         cfg = v.apply(base)
         run = Run.of(cfg, run_root)
-        row = {"group": v.group, "label": v.label, "run_id": run.run_id}
+        row = {"group": v.group, "label": v.label, "seed": cfg.seed, "run_id": run.run_id}
         if not in_shard(run.run_id, shard):
             continue
         if run.finished:
@@ -75,7 +75,7 @@ def run_sweep(base: TrainConfig, variants: Iterable[Variant], run_root: str | Pa
         except Exception as err:  # a failing configuration must not stop the sweep
             run.record_failure(err, cfg)  # the trainer did too; a custom train_fn may not have
             rows.append({**row, "status": "failed", "error": f"{type(err).__name__}: {err}"})
-    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["group", "label", "run_id", "status"])
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["group", "label", "seed", "run_id", "status"])
 
 
 def _flagged(summary: dict) -> dict:

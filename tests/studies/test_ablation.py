@@ -136,3 +136,27 @@ def test_findings_name_diverged_runs():
     text = findings(res)
     assert "No run failed." in text and "1 run(s) diverged" in text and "lr=10." in text
     assert "diverged" not in findings(res.drop(columns="diverged"))  # summaries from before the check
+
+
+def test_seeds_go_to_the_groups_that_name_winners_and_findings_judge_by_them():
+    from hnerv_lib.studies.ablation import summarise
+
+    base = replace(get_train_preset("hnerv-tiny"), epochs=6)
+    one, three = Ablation(seeds=1).variants(base), Ablation(seeds=3).variants(base)
+    seeded = [v for v in one if v.group != "size"]
+    assert len(three) == len(one) + 2 * len(seeded)
+    seeds = {(v.group, v.label): set() for v in three}
+    for v in three:
+        seeds[(v.group, v.label)].add(v.apply(base).seed)
+    assert all(s == ({0} if g == "size" else {0, 1, 2}) for (g, _), s in seeds.items())
+    with pytest.raises(ValueError, match="seeds must be >= 1; got 0"):
+        Ablation(seeds=0)
+    rows = [{"family": "full", "group": "loss", "label": name, "seed": s, "run_id": f"{name}{s}", "status": "trained",
+             "params": 1, "psnr_train": v, "psnr_train_lo": v - 0.01, "psnr_train_hi": v + 0.01}
+            for name, vals in [("L2", (20.0, 20.5, 21.0)), ("L1", (20.2, 20.6, 20.9))] for s, v in enumerate(vals)]
+    table = summarise(pd.DataFrame(rows))
+    assert len(table) == 2 and set(table["interval"]) == {"t over 3 seeds"}
+    text = findings(table)
+    assert text.startswith("Intervals: 95 %, t over 3 seeds.") and "no difference at this budget from L2" in text
+    single = findings(pd.DataFrame(rows[:1] + rows[3:4]))  # one seed each: the tight frame intervals separate
+    assert "its interval separates from every other value" in single
