@@ -27,7 +27,7 @@ enforces it, and forbids function-local ``hnerv_lib`` imports that would hide a 
 ``report/``   params (typed notebook parameters), runner (papermill), summary, figures
 
 Entry modules at the top: ``bench`` (``python -m hnerv_lib.bench``), ``compress`` and ``action``
-(``python -m`` shims for codec/cli.py and studies/tubelets/cli.py).
+(``compress.py`` is the codec's CLI; ``action.py`` a ``python -m`` shim for studies/tubelets/cli.py).
 """
 
 __version__ = "0.1.0"

@@ -253,6 +253,9 @@ def load_compressed(path: str | os.PathLike) -> tuple[nn.Module, Tensor | None, 
     except (KeyError, ValueError, RuntimeError) as err:
         raise ValueError(f"compressed file {path} does not rebuild its model: {err}") from err
     emb = dequantize(tensors["embedding"]) if "embedding" in tensors else None
+    weights = {t["bits"] for t in header["tensors"] if t["name"] != "embedding"}
+    embed = [t["bits"] for t in header["tensors"] if t["name"] == "embedding"]
     meta = {**header["video"], "kind": model.cfg.kind, "path": str(path),
+            "quantisation": {"model_bits": max(weights) if weights else None, "embed_bits": embed[0] if embed else None},
             "stats": asdict(_stats(path, header, tensors, lengths))}
     return model.eval(), emb, meta

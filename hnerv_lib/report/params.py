@@ -49,7 +49,8 @@ _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 # choices); the notebook dataclasses borrow them by name. The rest are notebook-only knobs.
 DATA_KNOBS = ("video", "crop", "size", "every", "first_frames", "split", "grid", "teacher_model",
               "teacher_pretrained", "teacher_seed", "device")
-TRAINING_KNOBS = ("loss", "lr", "clip_weight", "eval_every", "seed", "precision", "channels_last")
+TRAINING_KNOBS = ("loss", "lr", "clip_weight", "eval_every", "seed", "precision", "channels_last", "compress",
+                  "model_bits", "embed_bits")
 
 
 @borrow(TrainConfig, *DATA_KNOBS)
@@ -119,7 +120,8 @@ class DataPrepParams(ReportParams):
 class TrainingParams(ReportParams):
     """Knobs shared by the training notebooks, so the full-frame and patch models train alike.
 
-    Borrowed from TrainConfig: loss, lr, clip_weight, eval_every, seed, precision, channels_last.
+    Borrowed from TrainConfig: loss, lr, clip_weight, eval_every, seed, precision, channels_last, compress,
+    model_bits, embed_bits.
     """
 
     clip_warmup_frac: float = 0.1667  # pixel-only share of the epochs before the CLIP loss (seeds: 50/300)
@@ -133,8 +135,6 @@ class TrainingParams(ReportParams):
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
     seeds: int = 1  # training seeds per headline run (seed, seed + 1, ...): notebooks 01, 02, 05; intervals need at least 2
-    model_bits: int = 8  # weight quantisation of the compressed file (HNeRV: 8)
-    embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 
     def train_config(self, family: str, epochs: Optional[int] = None, **overrides: Any) -> TrainConfig:
         """The TrainConfig of the ``family`` ("full", "nerv" or "patch") model under these parameters.

@@ -25,6 +25,7 @@ from hnerv_lib.utils import precision as prec
 from hnerv_lib.utils.parse import assignments, knob, normalise_fields, parse_fields, parse_value
 
 CONFIG_VERSION = 1  # bump when a field changes meaning
+OUTPUT_ONLY = frozenset({"compress", "model_bits", "embed_bits"})  # outside the run id: they change no trained number
 DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # torch devices a run may name
 
 
@@ -64,6 +65,10 @@ class TrainConfig:
     channels_last: bool | str = knob("auto", choices=("auto",))  # NHWC convolutions: auto | true | false (auto: same probe)
     compile: bool = False  # torch.compile the model (GPU; slow to warm up on CPU)
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    # --- output (not part of the run id: they change no trained number) ------------------------
+    compress: bool = False  # write the run's compressed file (quantised, entropy-coded model) when training finishes
+    model_bits: int = 8  # weight quantisation of the compressed file (HNeRV: 8)
+    embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 
     def __post_init__(self) -> None:
         normalise_fields(self)  # the one parser: types, tuple lengths, choices (utils/parse.py)
@@ -136,7 +141,7 @@ class TrainConfig:
         The id hashes the *resolved* precision and memory format, not the word ``auto``: a bf16 run
         made on one machine is not reused as an fp32 run on another.
         """
-        fields = self.resolved().to_dict()
+        fields = {k: v for k, v in self.resolved().to_dict().items() if k not in OUTPUT_ONLY}
         weights = identity(self.teacher_spec())["weights"]
         if weights:  # a teacher read from a file: its contents, not its path, identify the run
             fields["teacher_weights"] = weights["sha256"]

@@ -24,13 +24,16 @@ from typing import Any, Optional
 import pandas as pd
 import torch
 
+from hnerv_lib.codec.bitstream import CompressStats
+from hnerv_lib.codec.bitstream import compress as compress_model
+from hnerv_lib.codec.quantise import QuantConfig
 from hnerv_lib.train.checkpoint import load_weights
-from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.config import OUTPUT_ONLY, TrainConfig
 from hnerv_lib.train.setup import Setup, prepare
 from hnerv_lib.utils import io
 
 # Fields that cannot change what a run computes: a resumed run may ask for other values of these.
-RESULT_NEUTRAL = frozenset({"eval_every", "threads", "compile"})
+RESULT_NEUTRAL = frozenset({"eval_every", "threads", "compile", *OUTPUT_ONLY})
 
 
 class RunMismatch(ValueError):
@@ -157,6 +160,16 @@ class Run:
         setup = prepare(cfg, torch.device(device), cache_dir, progress=progress)
         load_weights(self.checkpoint_path, setup.model)
         return setup.model, setup.cfg, setup
+
+    def compress(self, out: Optional[str | Path] = None, qcfg: Optional[QuantConfig] = None,
+                 cache_dir: str | Path = "data/cache", device: str | torch.device = "cpu") -> CompressStats:
+        """Quantise and entropy-code the finished run's model into one file (default ``video.hnerv`` in the
+        run directory) at ``qcfg`` (default: the run's model_bits / embed_bits); returns its sizes. An unfinished run is one FileNotFoundError naming what is missing."""
+        self._need(self.summary_path, "summary (the run has not finished; compress a finished run)")
+        model, cfg, setup = self.load(cache_dir, device)
+        qcfg = qcfg or QuantConfig(model_bits=cfg.model_bits, embed_bits=cfg.embed_bits)
+        return compress_model(model.eval(), Path(out) if out else self.compressed_path, setup.task.frames.cpu(),
+                        grid=cfg.geometry(), qcfg=qcfg)
 
     def _need(self, path: Path, what: str) -> None:
         if not path.is_file():

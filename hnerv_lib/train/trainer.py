@@ -23,6 +23,8 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from hnerv_lib import __version__
+from hnerv_lib.codec.bitstream import compress
+from hnerv_lib.codec.quantise import QuantConfig
 from hnerv_lib.data.teacher import check_teacher
 from hnerv_lib.data.video import resolve_source
 from hnerv_lib.eval.frames import evaluate_frames, summarize
@@ -192,6 +194,8 @@ def _finish(s: Setup, run: Run, rows: list[dict], frames, rank: int, world: int)
                       "diverged: true", RuntimeWarning, stacklevel=2)
     if rank == 0:
         run.save_frames(frames)
+        if s.cfg.compress:
+            summary["compressed"] = _compressed(run, s)
         run.save_summary(summary)  # last: marks the run finished
     return summary
 
@@ -218,7 +222,20 @@ def divergence_check(s: Setup, psnr_train: Optional[float]) -> dict[str, Any]:
     return out
 
 
+def _compressed(run: Run, s: Setup) -> dict[str, Any]:
+    """Write the run's compressed file at its model_bits / embed_bits; the summary's record of it."""
+    qcfg = QuantConfig(model_bits=s.cfg.model_bits, embed_bits=s.cfg.embed_bits)
+    stats = compress(s.model.eval(), run.compressed_path, s.task.frames.cpu(), grid=s.cfg.geometry(), qcfg=qcfg)
+    return {"file": run.compressed_path.name, "bytes": stats.file_bytes, "bpp": stats.bpp, "bpp_no_clip": stats.bpp_no_clip,
+            "model_bits": qcfg.model_bits, "embed_bits": qcfg.embed_bits}
+
+
 def run(cfg: TrainConfig, run_root: str | Path = "runs", **kwargs) -> dict[str, Any]:
-    """Train ``cfg`` in ``run_root/<run id>``, or return the summary of a finished run with that id."""
+    """Train ``cfg`` in ``run_root/<run id>``, or return the summary of a finished run with that id
+    (compressing it first when ``cfg.compress`` asks for a file it does not have yet)."""
     r = Run.of(cfg, run_root)
-    return r.summary() if r.finished else train(cfg, r.dir, **kwargs)
+    if not r.finished:
+        return train(cfg, r.dir, **kwargs)
+    if cfg.compress and not r.compressed_path.is_file():
+        r.compress(cache_dir=kwargs.get("cache_dir", "data/cache"))
+    return r.summary()

@@ -12,7 +12,8 @@ import torch
 from dahuffman import HuffmanCodec
 from PIL import Image
 
-from hnerv_lib.codec import bitstream, cli, decode, quantise
+from hnerv_lib import compress as cli
+from hnerv_lib.codec import bitstream, decode, quantise
 from hnerv_lib.data.geometry import Grid
 from hnerv_lib.eval.metrics import psnr
 from hnerv_lib.models import build_model, count_params, get_preset
@@ -221,7 +222,7 @@ def test_cli_info_and_decode(packed, tmp_path, capsys):
     path = packed["patch"][2].path
     assert cli.main(["info", path]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["kind"] == "patch" and info["stats"]["bpp"] == pytest.approx(packed["patch"][2].bpp)
+    assert info["kind"] == "patch" and info["bpp"]["bpp"] == pytest.approx(packed["patch"][2].bpp)
     assert cli.main(["decode", path, str(tmp_path / "cli")]) == 0
     assert len(list((tmp_path / "cli").iterdir())) == T
     assert cli.main(["info", str(tmp_path / "nope.hnrv")]) == 2
@@ -236,3 +237,32 @@ def test_decoding_speed_reports_a_median(packed):
     slow, fast = speed["frames_per_s_iqr"]
     assert slow <= speed["frames_per_s"] <= fast  # the interquartile range brackets the median rate
     assert decode.decoding_speed(packed["nerv"][2].path, repeats=1)["load_s"] > 0
+
+
+@pytest.mark.parametrize("preset", ["hnerv-tiny", "patch-tiny"])
+def test_training_writes_the_file_when_asked_and_the_cli_compresses_a_finished_run(tmp_path, smoke_cache, capsys,
+                                                                                    preset):
+    from dataclasses import replace
+
+    from hnerv_lib.train.config import get_train_preset
+    from hnerv_lib.train.trainer import train
+
+    cfg = replace(get_train_preset(preset), precision="fp32", channels_last=False, epochs=2, eval_every=2, compress=True)
+    assert cfg.run_id() == replace(cfg, compress=False, model_bits=6).run_id()  # output options: the same run
+    run_dir = tmp_path / "r"
+    summary = train(cfg, run_dir, cache_dir=smoke_cache, progress=False)
+    assert (run_dir / "video.hnerv").is_file() and summary["compressed"]["bpp"] > 0
+    assert summary["compressed"]["model_bits"] == 8 and summary["compressed"]["embed_bits"] == 6
+    out = tmp_path / "w6.hnerv"
+    assert cli.main(["compress", str(run_dir), str(out), "--model-bits", "6", "--cache-dir", str(smoke_cache)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert cli.main(["info", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["quantisation"] == {"model_bits": 6, "embed_bits": 6 if preset == "hnerv-tiny" else None}
+    assert info["bpp"]["bpp"] < summary["compressed"]["bpp"] and info["bits_by_part"]["total_bits"] > 0
+    unfinished = tmp_path / "u"
+    train(cfg, unfinished, cache_dir=smoke_cache, stop_after=1, progress=False)
+    assert cli.main(["compress", str(unfinished), "--cache-dir", str(smoke_cache)]) == 2
+    assert "has not finished" in capsys.readouterr().err and not (unfinished / "video.hnerv").exists()
+    assert cli.main(["compress", str(run_dir), "--model-bits", "0"]) == 2  # bad bits: one line, before loading
+    assert "model_bits" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import argparse
 import pytest
 import torch
 
-from hnerv_lib.codec.cli import main as compress_main
+from hnerv_lib.compress import main as compress_main
 from hnerv_lib.data.video import DataError
 from hnerv_lib.studies.tubelets.cli import main as action_main
 from hnerv_lib.train.cli import main as train_main
