@@ -78,7 +78,7 @@ def reconstructor(source: str | os.PathLike | Loaded, clip_sample: str = "center
     return decode
 
 
-def _write_mp4(frames: Tensor, file: Path, fps: int) -> None:
+def write_mp4(frames: Tensor, file: Path, fps: int) -> None:
     import av
 
     h, w = frames.shape[-2:]
@@ -104,24 +104,36 @@ def _to_uint8(frames: Tensor) -> Any:
 def export_frames(path: str | os.PathLike | Loaded, out_dir: str | os.PathLike, fmt: str = "png",
                   fps: int = 25) -> list[Path]:
     """Decode ``path`` into ``out_dir`` (frame_00000.png ... or video.mp4); all or nothing appears."""
-    from PIL import Image
+    _check_out(out_dir, fmt, fps)
+    return write_frames(decode_frames(path), out_dir, fmt, fps)
 
+
+def _check_out(out_dir: str | os.PathLike, fmt: str, fps: int) -> None:
     if fmt not in ("png", "mp4"):
         raise ValueError(f"fmt must be 'png' or 'mp4'; got {fmt!r}")
     _int("fps", fps)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"out_dir {out} exists and is not an empty directory")
-    frames = decode_frames(path)
+
+
+def write_frames(frames: Tensor, out_dir: str | os.PathLike, fmt: str = "png", fps: int = 25,
+                 names: list[str] | None = None) -> list[Path]:
+    """Write (T, 3, H, W) frames in [0, 1] into ``out_dir`` as PNGs (``names``, default frame_00000.png ...)
+    or one video.mp4; the folder appears complete or not at all."""
+    from PIL import Image
+
+    _check_out(out_dir, fmt, fps)
+    out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"  # mkdir, unlike mkdtemp, honours umask
     tmp.mkdir()
     try:
         if fmt == "mp4":
             names = ["video.mp4"]
-            _write_mp4(frames, tmp / names[0], fps)
+            write_mp4(frames, tmp / names[0], fps)
         else:
-            names = [f"frame_{i:05d}.png" for i in range(len(frames))]
+            names = names or [f"frame_{i:05d}.png" for i in range(len(frames))]
             for name, img in zip(names, _to_uint8(frames)):
                 Image.fromarray(img).save(tmp / name)
         if out.exists():

@@ -161,6 +161,10 @@ class Run:
         load_weights(self.checkpoint_path, setup.model)
         return setup.model, setup.cfg, setup
 
+    def evaluation_path(self, name: str = "model") -> Path:
+        """Where ``python -m hnerv_lib.evaluate`` writes its per-frame table of ``name`` (the float model or a file)."""
+        return self.dir / f"evaluation_{name}.csv"
+
     def compress(self, out: Optional[str | Path] = None, qcfg: Optional[QuantConfig] = None,
                  cache_dir: str | Path = "data/cache", device: str | torch.device = "cpu") -> CompressStats:
         """Quantise and entropy-code the finished run's model into one file (default ``video.hnerv`` in the
