@@ -50,7 +50,7 @@ _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 DATA_KNOBS = ("video", "crop", "size", "every", "first_frames", "split", "grid", "teacher_model",
               "teacher_pretrained", "teacher_seed", "device")
 TRAINING_KNOBS = ("loss", "lr", "clip_weight", "eval_every", "seed", "precision", "channels_last", "compress",
-                  "model_bits", "embed_bits")
+                  "tensorboard", "model_bits", "embed_bits")
 
 
 @borrow(TrainConfig, *DATA_KNOBS)
@@ -121,7 +121,7 @@ class TrainingParams(ReportParams):
     """Knobs shared by the training notebooks, so the full-frame and patch models train alike.
 
     Borrowed from TrainConfig: loss, lr, clip_weight, eval_every, seed, precision, channels_last, compress,
-    model_bits, embed_bits.
+    tensorboard, model_bits, embed_bits.
     """
 
     clip_warmup_frac: float = 0.1667  # pixel-only share of the epochs before the CLIP loss (seeds: 50/300)

@@ -25,7 +25,7 @@ from hnerv_lib.utils import precision as prec
 from hnerv_lib.utils.parse import assignments, knob, normalise_fields, parse_fields, parse_value
 
 CONFIG_VERSION = 1  # bump when a field changes meaning
-OUTPUT_ONLY = frozenset({"compress", "model_bits", "embed_bits"})  # outside the run id: they change no trained number
+OUTPUT_ONLY = frozenset({"compress", "model_bits", "embed_bits", "tensorboard"})  # outside the run id: they change no trained number
 DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # torch devices a run may name
 
 
@@ -67,6 +67,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     # --- output (not part of the run id: they change no trained number) ------------------------
     compress: bool = False  # write the run's compressed file (quantised, entropy-coded model) when training finishes
+    tensorboard: bool = False  # log losses, lr, PSNR and CLIP per epoch to the run's tb/ folder (needs the tensorboard extra)
     model_bits: int = 8  # weight quantisation of the compressed file (HNeRV: 8)
     embed_bits: int = 6  # frame-embedding quantisation (HNeRV: 6)
 

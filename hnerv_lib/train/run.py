@@ -53,6 +53,7 @@ class Run:
     SUMMARY = "summary.json"
     ERROR = "error.json"
     COMPRESSED = "video.hnerv"
+    TENSORBOARD = "tb"  # folder of TensorBoard event files (tensorboard: true)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dir", Path(self.dir))
@@ -160,6 +161,11 @@ class Run:
         setup = prepare(cfg, torch.device(device), cache_dir, progress=progress)
         load_weights(self.checkpoint_path, setup.model)
         return setup.model, setup.cfg, setup
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """Where a run with ``tensorboard: true`` writes its event files (``tensorboard --logdir runs``)."""
+        return self.dir / self.TENSORBOARD
 
     def evaluation_path(self, name: str = "model") -> Path:
         """Where ``python -m hnerv_lib.evaluate`` writes its per-frame table of ``name`` (the float model or a file)."""

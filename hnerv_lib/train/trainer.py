@@ -10,6 +10,7 @@ and ends with the metrics of an uninterrupted run.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 import warnings
@@ -105,6 +106,8 @@ def validate(cfg: TrainConfig) -> None:
                              f"{what} {frame_hw[0]}x{frame_hw[1]}: set size or grid, or pick a matching preset")
     if model_cfg.predict_clip:
         check_teacher(cfg.teacher_spec())
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("tensorboard=true needs the tensorboard package: pip install -e '.[tensorboard]'")
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, cache_dir: str | Path = "data/cache",
@@ -154,6 +157,7 @@ def _train(run: Run, cfg: TrainConfig, hw, device: torch.device, rank: int, worl
     if cfg.compile:
         model = torch.compile(model)
     ckpt, frames = run.checkpoint_path, None
+    board = _board(run, cfg) if rank == 0 else None
     bar = tqdm(range(start, cfg.epochs), desc=f"train {cfg.model}", disable=not progress or rank != 0,
                initial=start, total=cfg.epochs)
     for epoch in bar:
@@ -168,9 +172,43 @@ def _train(run: Run, cfg: TrainConfig, hw, device: torch.device, rank: int, worl
         if rank == 0:
             run.save_metrics(rows)
             save_checkpoint(ckpt, s.model, cfg.to_dict(), epoch=epoch + 1, optimizer=opt, metrics=row)
+            _log(board, row, epoch + 1)
         if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
+            _close(board)
             return {"stopped_after": epoch + 1}
+    _close(board)
     return _finish(s, run, rows, frames, rank, world)
+
+
+# TensorBoard scalar tag of each metrics column (the rest, e.g. clip_active, are not plotted)
+BOARD_TAGS = {"loss": "loss/total", "pixel_loss": "loss/pixel", "clip_loss": "loss/clip", "lr": "lr",
+              "seconds": "time/seconds_per_epoch", "psnr_train": "psnr/train", "psnr_val": "psnr/val",
+              "ms_ssim_train": "ms_ssim/train", "ms_ssim_val": "ms_ssim/val", "clip_train": "clip/train",
+              "clip_val": "clip/val"}
+
+
+def _board(run: Run, cfg: TrainConfig):
+    """A SummaryWriter on the run's tb/ folder when the config asks for one (tensorboard is an optional extra)."""
+    if not cfg.tensorboard:
+        return None
+    from torch.utils.tensorboard import SummaryWriter  # the optional extra (validate() checked it is installed)
+
+    return SummaryWriter(log_dir=str(run.tensorboard_dir))
+
+
+def _log(board, row: dict, epoch: int) -> None:
+    if board is None:
+        return
+    for key, tag in BOARD_TAGS.items():
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            board.add_scalar(tag, value, epoch)
+    board.flush()
+
+
+def _close(board) -> None:
+    if board is not None:
+        board.close()
 
 
 def _finish(s: Setup, run: Run, rows: list[dict], frames, rank: int, world: int) -> dict[str, Any]:
