@@ -260,6 +260,9 @@ def test_training_writes_the_file_when_asked_and_the_cli_compresses_a_finished_r
     info = json.loads(capsys.readouterr().out)
     assert info["quantisation"] == {"model_bits": 6, "embed_bits": 6 if preset == "hnerv-tiny" else None}
     assert info["bpp"]["bpp"] < summary["compressed"]["bpp"] and info["bits_by_part"]["total_bits"] > 0
+    assert cli.main(["decode", str(out), str(tmp_path / "decoded")]) == 0  # compress -> info -> decode
+    assert len(list((tmp_path / "decoded").glob("frame_*.png"))) == info["num_frames"] == 12
+    capsys.readouterr()
     unfinished = tmp_path / "u"
     train(cfg, unfinished, cache_dir=smoke_cache, stop_after=1, progress=False)
     assert cli.main(["compress", str(unfinished), "--cache-dir", str(smoke_cache)]) == 2
