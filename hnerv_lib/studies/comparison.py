@@ -9,9 +9,11 @@ error at the patch-grid borders, which a full-frame model has no reason to show)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
@@ -22,7 +24,8 @@ from hnerv_lib.eval.frames import summarize
 from hnerv_lib.eval.patches import seam_metrics
 from hnerv_lib.eval.verdict import Estimate, judge, over_runs, words
 from hnerv_lib.eval.unseen import baseline_protocols, model_protocols, test_time_input, unseen_table
-from hnerv_lib.models import count_params
+from hnerv_lib.models import build_model, count_params, fc_dim_for_params
+from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.seeds import interval_name, over_seeds, run_seeds, seed_configs
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
@@ -178,7 +181,7 @@ def unseen_over_seeds(cfgs: Sequence[TrainConfig], seeds: int, run_root: str | P
     return over_seeds(pd.concat(parts, ignore_index=True), ["protocol"])
 
 
-def verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> str:
+def table_verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> str:
     """A paragraph generated from a comparison table with one 'full frame' and one 'patch' row per setting.
 
     The table's unseen-frame PSNR feeds HNeRV the unseen frame itself; with ``fair`` (the table of
@@ -294,3 +297,148 @@ def unseen_verdict(fair: pd.DataFrame, fork_db: float = FORK_UNSEEN_DB) -> str:
     out.append(f"For scale: the seeds' fork reported {fork_db} dB on unseen frames under 6_6_10 on Kitchen, "
                f"a different video and resolution.")
     return " ".join(out)
+
+
+# ---- The study of notebook 05 (plan, run, table, verdict, outputs) ----------------------------------------
+
+PREFIX = "05"
+VERDICT_WHAT = "Verdict generated from the comparison table"
+DESIGNS = {"full frame": "full", "patch": "patch"}  # design name -> TrainingParams family
+COLUMNS = ["setting", "design", "model", "test-time input", "seeds", "interval", "params", "epochs", "psnr_train",
+           "psnr_train_lo", "psnr_train_hi", "psnr_val", "psnr_val_lo", "psnr_val_hi", "ssim_train", "ssim_val",
+           "clip_centred_train", "clip_centred_val", "clip_centred_val_lo", "clip_centred_val_hi", "clip_top1_val",
+           "clip_chance_top1_val", "clip_train", "clip_val", "s_per_epoch", "s_per_epoch_lo", "s_per_epoch_hi",
+           "train_s", "train_step_mb", "decode_fps", "bpp", "bpp_no_clip", "seam_ratio"]
+SEED_COLUMNS = ["design", "seed", "params", "psnr_train", "psnr_val", "clip_train", "clip_val", "s_per_epoch", "bpp"]
+
+
+@dataclass
+class ComparisonResults:
+    """Everything notebook 05 shows, as plain frames (tests build them by hand)."""
+
+    per_seed: pd.DataFrame  # one row per (setting, design, seed): the columns of measure_run
+    quality: pd.DataFrame  # time_to_quality's table
+    fair: pd.DataFrame  # unseen_over_seeds' table
+    fast: str  # the design that trains longer under equal training time
+    slow: str
+    epochs: int  # the faster design's epochs under equal training time
+    target_db: float
+    seeds: int
+    eval_every: int
+    provenance: Provenance
+
+
+def designs(params: Any) -> dict[str, TrainConfig]:
+    """The two designs at equal parameters: the profile's full-frame and patch presets."""
+    return {design: params.train_config(family) for design, family in DESIGNS.items()}
+
+
+def nerv_config(params: Any) -> TrainConfig:
+    """NeRV (frame index in) with its stem width sized to the patch model's parameter count."""
+    patch = count_params(build_model(params.train_config("patch").model_config()))
+    fc = fc_dim_for_params(params.nerv_model, patch, predict_clip=params.predict_clip)
+    return params.train_config("nerv", model_overrides={"predict_clip": params.predict_clip, "fc_dim": fc})
+
+
+def equal_time_config(params: Any, rows: pd.DataFrame) -> tuple[str, str, TrainConfig]:
+    """(faster design, slower design, the faster design's config trained for the slower one's time).
+
+    ``rows`` are the equal-parameter measurements; the epochs come from :func:`equal_time_epochs`, and
+    ``params.train_config`` derives the warm-up and evaluation cadence from them.
+    """
+    cfgs = designs(params)
+    fast, slow, epochs = equal_time_epochs(rows, {d: c.epochs for d, c in cfgs.items()})
+    return fast, slow, params.train_config(DESIGNS[fast], epochs=epochs)
+
+
+def plan(params: Any) -> list[TrainConfig]:
+    """Every run known before training: both designs and NeRV, each seed (the equal-time run of the faster
+    design follows from their timings, so :func:`run` adds it)."""
+    return [c for cfg in (*designs(params).values(), nerv_config(params)) for c in seed_configs(cfg, params.seeds)]
+
+
+def run(params: Any) -> ComparisonResults:
+    """Train (or reuse) and measure every run of the comparison, under the three fairness settings and the
+    unseen-frame protocols."""
+    P, cfgs = params, designs(params)
+    where = (P.run_root, P.cache_dir, P.device, P.seam_k)
+    per_seed = [r for c in cfgs.values() for r in measure_seeds(c, P.seeds, "equal parameters", *where)]
+    equal_params = pd.DataFrame(per_seed)
+    fast, slow, longer = equal_time_config(P, equal_params)
+    per_seed += measure_seeds(longer, P.seeds, "equal training time", *where)
+    per_seed += [{**r, "setting": "equal training time"} for r in per_seed
+                 if r["design"] == slow and r["setting"] == "equal parameters"]
+    target = P.quality_target_db or equal_params.groupby("design").psnr_train.mean().min() - 1.0
+    quality = time_to_quality(cfgs, P.seeds, P.run_root, target)
+    fair = unseen_over_seeds([cfgs["full frame"], nerv_config(P), cfgs["patch"]], P.seeds, P.run_root,
+                             P.cache_dir, P.device)
+    return ComparisonResults(per_seed=pd.DataFrame(per_seed), quality=quality, fair=fair, fast=fast, slow=slow,
+                             epochs=longer.epochs, target_db=float(target), seeds=P.seeds, eval_every=P.eval_every,
+                             provenance=Provenance.of_summary(Run.of(cfgs["full frame"], P.run_root).summary()))
+
+
+def table(results: ComparisonResults) -> pd.DataFrame:
+    """The headline: per setting and design, means over seeds with 95 % t intervals (``_lo``/``_hi``)."""
+    out = over_seeds(results.per_seed, ["setting", "design"])
+    return out[[c for c in COLUMNS if c in out]]
+
+
+def verdict(results: ComparisonResults) -> str:
+    """The closing paragraph: the headline table's settings, then the fair unseen-frame protocols."""
+    return table_verdict(table(results), results.fair)
+
+
+def _unseen_figure(fair: pd.DataFrame):
+    kind = fair["protocol"].map(lambda p: "fair" if p in FAIR else ("oracle" if "oracle" in p else "baseline"))
+    colours = kind.map({"fair": "tab:blue", "oracle": "tab:gray", "baseline": "tab:orange"})
+    panels = [(c, t) for c, t in [("psnr_val", "PSNR on unseen frames (dB)"),
+                                  ("clip_centred_val", "CLIP centred cosine, unseen frames")] if c in fair]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, (col, title) in zip(axes[0], panels):
+        err = [fair[col] - fair[f"{col}_lo"], fair[f"{col}_hi"] - fair[col]]
+        ax.barh(fair["protocol"], fair[col], xerr=err, color=colours, capsize=3)
+        ax.set_xlabel(title)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()  # shared y axis: inverting once puts the first protocol on top
+    axes[0][0].set_title("blue: never sees the unseen frame; grey: HNeRV fed the frame; orange: no network", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _settings_figure(headline: pd.DataFrame):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.2))
+    for ax, (col, title) in zip(axes, [("psnr_train", "PSNR, seen frames"), ("psnr_val", "PSNR, unseen frames"),
+                                       ("clip_centred_val", "CLIP centred cosine, unseen frames")]):
+        if col in headline:
+            headline.pivot(index="setting", columns="design", values=col).plot.bar(ax=ax, rot=0)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("")
+    return fig
+
+
+def outputs(results: ComparisonResults) -> list[Output]:
+    """Notebook 05's tables, figures and lines, by name."""
+    R, headline = results, table(results)
+    seed_rows = R.per_seed[R.per_seed["setting"] == "equal parameters"]
+    slow_s = seed_rows.loc[seed_rows["design"] == R.slow, "train_s"].mean()
+    return [
+        Table("05_equal_parameters", seed_rows[[c for c in SEED_COLUMNS if c in seed_rows]], "", None, save=False),
+        Text("05_equal_time", f"{R.fast} trains {R.epochs} epochs to match {R.slow}'s {slow_s:.0f} s "
+                              f"(means over {R.seeds} seed(s))"),
+        Table("05_time_to_quality", R.quality, f"Training time to reach {R.target_db:.2f} dB on seen frames "
+              f"(interpolated linearly in training time between evaluations every {R.eval_every} epochs; mean and "
+              f"95 % t interval over the seeds that reached it)", None),
+        Table("05_unseen_fair", R.fair, "Unseen frames by what each reconstruction sees at test time: HNeRV fed the "
+              "frame (oracle) or its neighbours' blended embeddings, NeRV (t) and patch (t, x, y) at about equal "
+              f"parameters, and two baselines without a network; networks: mean and 95 % t interval over {R.seeds} "
+              "training seed(s) (block bootstrap over frames for one seed), baselines: 95 % block bootstrap over "
+              "frames (column interval)"),
+        Figure("05_unseen_fair", "Unseen-frame quality by test-time input, with 95 % intervals",
+               lambda: _unseen_figure(R.fair)),
+        Text("05_unseen_verdict", unseen_verdict(R.fair)),
+        Table("05_comparison", headline, f"Full frame vs patch dual-head, mean over {R.seeds} training seed(s) with "
+              "95 % intervals (_lo/_hi; the interval column says how they were made); bpp and decode_fps from the "
+              "first seed; val = unseen frames, the test-time input column says what each model saw of them"),
+        Figure("05_comparison", "Full frame vs patch dual-head under three fairness settings",
+               lambda: _settings_figure(headline)),
+    ]

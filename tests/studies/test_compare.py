@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from hnerv_lib.studies.comparison import time_to_psnr, unseen_verdict, verdict
+from hnerv_lib.studies.comparison import table_verdict, time_to_psnr, unseen_verdict
 
 
 def test_time_to_psnr_interpolates_between_evaluations():
@@ -20,17 +20,17 @@ def test_verdict_names_the_winner_of_each_column():
         {"setting": "equal parameters", "design": "patch", "psnr_train": 31.0, "psnr_val": 20.0, "clip_val": 0.95,
          "s_per_epoch": 1.0, "bpp": 0.6},
     ])
-    text = verdict(table)
+    text = table_verdict(table)
     assert "unseen-frame CLIP n/a" in text  # no centred-cosine columns: no CLIP verdict
     clip = {"full frame": (0.10, 0.05, 0.15), "patch": (0.12, 0.07, 0.17)}  # overlapping intervals
     for design, (m, lo, hi) in clip.items():
         table.loc[table["design"] == design, ["clip_centred_val", "clip_centred_val_lo", "clip_centred_val_hi"]] = [m, lo, hi]
     assert ("unseen-frame CLIP no difference at this budget (centred cosine full frame 0.1 [0.05, 0.15] vs patch 0.12 "
-            "[0.07, 0.17])") in verdict(table)
+            "[0.07, 0.17])") in table_verdict(table)
     table.loc[table["design"] == "patch", ["clip_centred_val", "clip_centred_val_lo", "clip_centred_val_hi"]] = [0.4, 0.3, 0.5]
-    assert "unseen-frame CLIP favours patch (centred cosine full frame 0.1 [0.05, 0.15] vs patch 0.4 [0.3, 0.5])" in verdict(table)
+    assert "unseen-frame CLIP favours patch (centred cosine full frame 0.1 [0.05, 0.15] vs patch 0.4 [0.3, 0.5])" in table_verdict(table)
     table["clip_blocks_val"] = 2.0  # 4 unseen frames in blocks of 2: no interval worth a verdict
-    assert "unseen-frame CLIP no verdict: too few frames for an interval" in verdict(table)
+    assert "unseen-frame CLIP no verdict: too few frames for an interval" in table_verdict(table)
     assert "seen-frame PSNR (dB, 95 % intervals, block bootstrap over frames): no verdict: no interval (full frame 30 vs " \
            "patch 31)" in text  # a single number per design: no winner is named
     assert "the smaller file is full frame (full frame 0.5 vs patch 0.6 bpp, exact sizes)" in text
@@ -39,7 +39,7 @@ def test_verdict_names_the_winner_of_each_column():
     for design, cols in bounds.items():
         for col, (lo, hi) in cols.items():
             table.loc[table["design"] == design, [f"{col}_lo", f"{col}_hi"]] = [lo, hi]
-    text = verdict(table)
+    text = table_verdict(table)
     assert "seen-frame PSNR (dB, 95 % intervals, block bootstrap over frames): no difference at this budget " \
            "(full frame 30 [29, 31] vs patch 31 [30.5, 31.5])" in text  # overlapping: no winner
     assert "unseen-frame PSNR, with HNeRV fed the unseen frame itself: favours full frame (full frame 28 [27, 29] vs " \
@@ -68,7 +68,7 @@ def test_unseen_verdict_names_a_winner_only_where_intervals_separate_and_labels_
     assert "17.72 dB" in text and "different video" in text
     table = pd.DataFrame([{"setting": "equal parameters", "design": d, "psnr_train": 30.0, "psnr_val": 28.0,
                            "s_per_epoch": 1.0, "bpp": 0.5} for d in ("full frame", "patch")])
-    combined = verdict(table, fair)
+    combined = table_verdict(table, fair)
     assert "unseen-frame PSNR, with HNeRV" not in combined and text in combined
 
 
@@ -94,7 +94,7 @@ def test_seed_intervals_drive_the_comparison_verdict():
                           "psnr_train_lo": v - 0.01, "psnr_train_hi": v + 0.01, "s_per_epoch": 1.0 + s / 10}
                          for d, vals in [("full frame", (30.0, 31.0)), ("patch", (30.2, 30.9))]
                          for s, v in enumerate(vals)])
-    text = verdict(over_seeds(rows, ["setting", "design"]))
+    text = table_verdict(over_seeds(rows, ["setting", "design"]))
     assert "seen-frame PSNR (dB, 95 % intervals, t over 2 seeds): no difference at this budget" in text
-    one = verdict(over_seeds(rows[rows.seed == 0], ["setting", "design"]))  # frame intervals, which separate
+    one = table_verdict(over_seeds(rows[rows.seed == 0], ["setting", "design"]))  # frame intervals, which separate
     assert "block bootstrap over frames (1 seed)): favours patch" in one

@@ -1,0 +1,74 @@
+"""Notebook 05's study: the equal-time rule, the headline table and the verdict on constructed results."""
+
+import pandas as pd
+
+from hnerv_lib.report.params import ComparisonParams
+from hnerv_lib.studies import comparison as study
+from hnerv_lib.studies.outputs import Figure, Provenance, Table, by_name
+from hnerv_lib.train.config import warmup_epochs
+
+
+def _params(**kw):
+    return ComparisonParams(profile="smoke", full_model="hnerv-quick", patch_model="patch-quick", full_epochs=20,
+                            patch_epochs=20, clip_warmup_frac=0.25, eval_every=10, **kw)
+
+
+def _rows(setting="equal parameters", full_s=60.0, patch_s=30.0, seeds=(0, 1)):
+    rows = []
+    for d, total in (("full frame", full_s), ("patch", patch_s)):
+        for s in seeds:
+            v = 30.0 if d == "full frame" else 25.0
+            rows.append({"setting": setting, "design": d, "seed": s, "model": d, "test-time input": "x", "params": 100,
+                         "epochs": 20, "train_s": total + s, "s_per_epoch": (total + s) / 20, "psnr_train": v + s / 10,
+                         "psnr_train_lo": v, "psnr_train_hi": v + 0.2, "psnr_val": v - 5, "bpp": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_equal_time_gives_the_faster_design_scaled_epochs_and_warmup():
+    P = _params()
+    fast, slow, cfg = study.equal_time_config(P, _rows())
+    assert (fast, slow) == ("patch", "full frame")
+    assert cfg.epochs == round(60.5 / (30.5 / 20)) == 40  # the slower design's mean seconds at the faster's pace
+    assert cfg.model == "patch-quick" and cfg.batch_size == P.patch_batch
+    assert cfg.clip_warmup_epochs == warmup_epochs(0.25, 40) == 10 > P.train_config("patch").clip_warmup_epochs
+    swapped = study.equal_time_config(P, _rows(full_s=30.0, patch_s=60.0))  # now the full-frame model is faster
+    assert swapped[:2] == ("full frame", "patch") and swapped[2].model == "hnerv-quick"
+
+
+def _results(**kw):
+    per_seed = pd.concat([_rows(), _rows("equal training time")], ignore_index=True)
+    fair = pd.DataFrame([{"protocol": p, "test-time input": "t", "params": 100, "psnr_val": v, "psnr_val_lo": v - 0.1,
+                          "psnr_val_hi": v + 0.1} for p, v in
+                         [("NeRV", 20.0), ("patch", 22.0), ("nearest training frame", 18.0), ("neighbour blend", 19.0)]])
+    quality = pd.DataFrame([{"design": "patch", "target_db": 24.0, "seconds_to_target": 10.0}])
+    base = dict(per_seed=per_seed, quality=quality, fair=fair, fast="patch", slow="full frame", epochs=40,
+                target_db=24.0, seeds=2, eval_every=10, provenance=Provenance("bunny 32x64", "ViT-B-32 (random init)"))
+    return study.ComparisonResults(**{**base, **kw})
+
+
+def test_table_averages_seeds_per_setting_and_design_in_the_published_column_order():
+    t = study.table(_results())
+    assert list(t[["setting", "design"]].itertuples(index=False, name=None)) == [
+        ("equal parameters", "full frame"), ("equal parameters", "patch"),
+        ("equal training time", "full frame"), ("equal training time", "patch")]
+    assert t["seeds"].tolist() == [2] * 4
+    assert t.loc[0, "psnr_train"] == 30.05 and t.loc[1, "train_s"] == 30.5
+    assert list(t.columns) == [c for c in study.COLUMNS if c in t.columns]
+
+
+def test_verdict_separates_only_where_seed_intervals_do_and_ends_with_the_fair_protocols():
+    text = study.verdict(_results())
+    assert text.count("Under equal") == 2
+    assert "seen-frame PSNR (dB, 95 % intervals, t over 2 seeds): favours full frame" in text
+    assert "NeRV against the patch model" in text and "with HNeRV fed the unseen frame itself" not in text
+    close = _results(per_seed=_rows().assign(psnr_train=lambda d: 30.0 + d["seed"] * 2.0))  # seeds spread 2 dB
+    assert "seen-frame PSNR (dB, 95 % intervals, t over 2 seeds): no" in study.verdict(close)
+
+
+def test_outputs_name_every_published_table_and_figure():
+    named = by_name(study.outputs(_results()))
+    saved = {n for n, items in named.items() for o in items if isinstance(o, Table) and o.save}
+    drawn = {n for n, items in named.items() for o in items if isinstance(o, Figure)}
+    assert saved == {"05_time_to_quality", "05_unseen_fair", "05_comparison"}
+    assert drawn == {"05_unseen_fair", "05_comparison"}
+    assert "patch trains 40 epochs to match full frame's 60 s" in named["05_equal_time"][0].text
