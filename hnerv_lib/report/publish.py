@@ -38,7 +38,8 @@ class Publisher:
             raise KeyError(f"{self.study.__name__} has no output named {unknown}; it has {sorted(self.outputs)}")
         for item in (o for name in names for o in self.outputs[name]):
             if isinstance(item, Text):
-                print(item.text)
+                if item.text:  # an empty line is one the study had nothing to say in
+                    print(item.text)
             elif isinstance(item, Table):
                 if item.save:
                     save_table(item.rounded(), self.params.report_dir, item.name, self.caption(item.what))

@@ -18,20 +18,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
+import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hnerv_lib.codec.baselines import codec_sweep
 from hnerv_lib.codec.bitstream import compress, file_layout
 from hnerv_lib.codec.decode import reconstructor
 from hnerv_lib.codec.quantise import QuantConfig
 from hnerv_lib.eval.frames import score_frames, summarize
-from hnerv_lib.eval.rate_distortion import Curve
+from hnerv_lib.data.video import load_video
+from hnerv_lib.eval.rate_distortion import Curve, bd_table
 from hnerv_lib.models import count_params, get_preset
+from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
-from hnerv_lib.train.trainer import run
+from hnerv_lib.train import trainer
 
 ALL_FRAMES = (1, 1, 1)  # split 1_1_1: every frame is trained, as in the paper's compression tables
 
@@ -74,7 +78,7 @@ def curve_configs(curve: NetworkCurve, base: TrainConfig) -> list[TrainConfig]:
 def measure_network(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, device: str = "cpu",
                     qcfg: QuantConfig = QuantConfig(), progress: bool = False) -> dict:
     """Train ``cfg`` (or reuse its finished run), compress it, and score the decoded file: one RD point."""
-    summary = run(cfg, run_root, cache_dir=cache_dir, progress=progress)
+    summary = trainer.run(cfg, run_root, cache_dir=cache_dir, progress=progress)
     r = Run.of(cfg, run_root)
     model, stored, s = r.load(cache_dir, device)
     frames = s.task.frames.cpu()
@@ -139,7 +143,7 @@ def clip_head_cost(networks: pd.DataFrame, plain: str = "HNeRV", with_clip: str 
                          "psnr_cost_db": (a.loc[common, "psnr"] - b.loc[common, "psnr"]).values})
 
 
-def verdict(bd: pd.DataFrame, cost: pd.DataFrame) -> str:
+def table_verdict(bd: pd.DataFrame, cost: pd.DataFrame) -> str:
     """Plain words from the BD-rate table (rows: curve, anchor, bd_rate_pct, overlap, note) and the CLIP cost."""
     parts = []
     for _, r in bd.iterrows():
@@ -153,3 +157,111 @@ def verdict(bd: pd.DataFrame, cost: pd.DataFrame) -> str:
         parts.append(f"The CLIP head adds {cost['clip_head_bpp'].mean():.3f} bpp on average and changes decoded PSNR by "
                      f"{-cost['psnr_cost_db'].mean():+.2f} dB at equal width ({len(cost)} widths).")
     return " ".join(parts)
+
+
+# ---- The study of notebook 07 (plan, run, table, verdict, outputs) ----------------------------------------
+
+PREFIX = "07"
+VERDICT_WHAT = "Rate-distortion verdict (generated from the tables above)"
+ANCHORS = ("x265 4:4:4", "x265 4:2:0")  # the BD-rate references: the networks output RGB, no chroma subsampling
+NETWORK_COLUMNS = ["curve", "model", "fc_dim", "lower_width", "params", "bytes", "header_bytes", "bpp", "bpp_file",
+                   "psnr", "psnr_float", "ms_ssim", "seconds_per_epoch"]
+CODEC_COLUMNS = ["label", "crf", "bytes", "sei_bytes", "bpp", "psnr", "ms_ssim"]
+
+
+@dataclass
+class RateDistortionResults:
+    """Everything notebook 07 shows, as plain frames (tests build them by hand)."""
+
+    networks: pd.DataFrame  # network_sweep's rows
+    codecs: pd.DataFrame  # codec_sweep's rows, failed settings included (column error)
+    model_bits: int
+    embed_bits: int
+    provenance: Provenance
+
+    @property
+    def codecs_ok(self) -> pd.DataFrame:
+        return self.codecs[self.codecs["error"] == ""]
+
+
+def plan(params: Any) -> list[TrainConfig]:
+    """One run per network point: every curve at every width, all frames trained."""
+    bases = params.bases()
+    return [cfg for c in params.curves() for cfg in curve_configs(c, bases[c.family])]
+
+
+def run(params: Any) -> RateDistortionResults:
+    """Train (or reuse), compress and score every network point; encode the same frames with every codec."""
+    P = params
+    qcfg = QuantConfig(model_bits=P.model_bits, embed_bits=P.embed_bits)
+    nets = network_sweep(P.curves(), P.bases(), P.run_root, P.cache_dir, P.device, qcfg)
+    video = load_video(P.video_spec(), P.cache_dir)  # uint8 frames: exactly those every network trains on
+    codecs = codec_sweep(video.frames, P.codec_settings())
+    teacher = (nets.loc[nets["predict_clip"], "teacher"].iloc[0] if nets["predict_clip"].any()
+               else "none (no CLIP head trained)")
+    return RateDistortionResults(nets, codecs, P.model_bits, P.embed_bits, Provenance(
+        video.describe(), teacher, split="all frames trained (1_1_1)", epochs=P.rd_epochs))
+
+
+def bd(results: RateDistortionResults) -> pd.DataFrame:
+    """BD-rate of every network curve against each x265 anchor the sweep has (positive: more bits)."""
+    codec_curves = {c.name: c for c in curves_of(results.codecs_ok, "label")}
+    net_curves = curves_of(results.networks, "curve")
+    return pd.DataFrame([row for a in ANCHORS if a in codec_curves for row in bd_table(codec_curves[a], net_curves)])
+
+
+def table(results: RateDistortionResults) -> pd.DataFrame:
+    """The headline: the BD-rate table."""
+    return bd(results)
+
+
+def verdict(results: RateDistortionResults) -> str:
+    """BD-rates in words, then the CLIP head's cost."""
+    return table_verdict(bd(results), clip_head_cost(results.networks))
+
+
+def _quality2(codecs: pd.DataFrame) -> str:
+    """The second quality axis's name: MS-SSIM, or SSIM where the frames are too small for MS-SSIM."""
+    note = codecs["ms_ssim_note"].iloc[0] if len(codecs) else ""
+    return "SSIM (frames below 161 px: MS-SSIM falls back to SSIM)" if note else "MS-SSIM"
+
+
+def _curves_figure(results: RateDistortionResults):
+    ok, nets, paper = results.codecs_ok, results.networks, paper_points()
+    q2_name = _quality2(ok)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    for frame, key, style in ((ok, "label", dict(fmt="s--", lw=1, ms=4)), (nets, "curve", dict(fmt="o-", lw=2, ms=6))):
+        for name, part in frame.groupby(key, sort=False):
+            for ax, q in zip(axes, ("psnr", "ms_ssim")):
+                ax.plot(part["bpp"], part[q], style["fmt"], lw=style["lw"], ms=style["ms"], label=name)
+    for name, part in paper.groupby("curve", sort=False):
+        axes[0].plot(part["bpp"], part["psnr"], "x:", color="0.4", label=f"{name} (640x1280, 300 epochs, GPU)")
+    for ax, ylabel in zip(axes, ("PSNR (dB), mean of frames", q2_name)):
+        ax.set(xscale="log", xlabel="bits per pixel (log)", ylabel=ylabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[0].set_title("PSNR against rate")
+    axes[1].set_title(q2_name.split(" (")[0] + " against rate")
+    fig.tight_layout()
+    return fig
+
+
+def outputs(results: RateDistortionResults) -> list[Output]:
+    """Notebook 07's tables, figure and lines, by name."""
+    R, ok = results, results.codecs_ok
+    failed = R.codecs[R.codecs["error"] != ""].drop_duplicates("label")
+    cant = ("codecs that cannot run here: " + failed[["label", "error"]].to_string(index=False)) if len(failed) else ""
+    note = ok["ms_ssim_note"].iloc[0] if len(ok) else ""
+    return [
+        Table("07_networks", R.networks[NETWORK_COLUMNS], f"Network operating points ({R.model_bits}-bit weights, "
+              f"{R.embed_bits}-bit embeddings): bpp is HNeRV's count, bpp_file the whole file; psnr after decoding "
+              "the file, psnr_float before quantisation"),
+        Text("07_codec_failures", cant),
+        Table("07_codecs", ok[CODEC_COLUMNS], "Codec operating points: elementary-stream bytes without SEI "
+              f"(sei_bytes removed), {note or 'MS-SSIM'}"),
+        Figure("07_rate_distortion", "Rate-distortion: networks (solid) vs codecs (dashed) on the same frames; grey: "
+               "the paper's Bunny points for reference", lambda: _curves_figure(R)),
+        Table("07_bd_rate", bd(R), "BD-rate of each network curve against x265 (positive: the network needs more bits "
+              "for the same PSNR)", 2),
+        Table("07_clip_cost", clip_head_cost(R.networks), "What the CLIP head costs per width: bits and decoded PSNR"),
+    ]
