@@ -26,7 +26,7 @@ KEY_ITEMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "05_comparison": ("Full frame vs patch, compared fairly",
                       ("05_comparison", "05_unseen_fair", "05_time_to_quality", "05_verdict"),
                       ("05_comparison", "05_unseen_fair")),
-    "06_semantic_search": ("Semantic search", ("06_search_agreement",), ("06_ranking_agreement", "06_search_results")),
+    "06_semantic_search": ("Semantic search", ("06_search_agreement", "06_verdict"), ("06_ranking_agreement", "06_search_results")),
     "07_rate_distortion": ("Rate-distortion against codecs", ("07_bd_rate", "07_clip_cost", "07_verdict"),
                            ("07_rate_distortion",)),
 }
