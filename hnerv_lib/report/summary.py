@@ -22,7 +22,7 @@ KEY_ITEMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                           ("02_reconstructions", "02_continuous_queries")),
     "03_tubelet_embedding": ("2D patches vs 3D tubelets", ("03_tubelets_summary", "03_verdict"), ("03_tubelets",)),
     "04_ablations": ("Ablations", ("04_clip_weight", "04_warmup", "04_loss", "04_predict_clip", "04_size",
-                                   "04_failures", "04_findings"), ("04_pareto", "04_warmup_curves", "04_size")),
+                                   "04_failures", "04_verdict"), ("04_pareto", "04_warmup_curves", "04_size")),
     "05_comparison": ("Full frame vs patch, compared fairly",
                       ("05_comparison", "05_unseen_fair", "05_time_to_quality", "05_verdict"),
                       ("05_comparison", "05_unseen_fair")),

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
+from typing import Any, Sequence
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from hnerv_lib.eval.verdict import NO_DIFFERENCE, Estimate, judge, words
 from hnerv_lib.eval.metrics import ms_ssim_fallback_note
 from hnerv_lib.models import fc_dim_for_factor
 from hnerv_lib.studies.comparison import measure_run
+from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.seeds import over_seeds
 from hnerv_lib.train.config import TrainConfig, warmup_epochs
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
-from hnerv_lib.train.sweep import Variant, diverged, run_sweep, variant
+from hnerv_lib.train.run import Run
+from hnerv_lib.train.sweep import Variant, diverged, failures, run_sweep, variant
 
 GROUPS = ("clip_weight", "warmup", "predict_clip", "loss", "size")
 SEEDLESS = ("size",)  # groups that name no winner (a trend): one seed each, the seeds go where the verdicts are
@@ -224,3 +227,175 @@ def findings(results: pd.DataFrame) -> str:
         lines.append(f"{len(dead)} run(s) diverged (ended below their untrained start and a constant colour; "
                      f"their numbers mean nothing): {names}.")
     return " ".join(lines)
+
+
+# ---- The study of notebook 04 (plan, run, table, verdict, outputs) ----------------------------------------
+
+PREFIX = "04"
+VERDICT_WHAT = "Findings generated from the ablation sweep"
+SWEEP_COLUMNS = ["family", "group", "label", "seed", "run_id", "status", "test-time input", "params", "psnr_train",
+                 "psnr_val", "ssim_train", "ssim_val", "clip_centred_train", "clip_centred_val", "clip_top1_val",
+                 "clip_train", "clip_val", "seconds_per_epoch", "train_step_mb", "diverged", "error"]
+FAMILY_NAMES = {"full": "full frame", "patch": "patch"}
+
+
+@dataclass
+class AblationResults:
+    """Everything notebook 04 shows, as plain frames (tests build them by hand)."""
+
+    plan: pd.DataFrame  # one row per (family, variant, seed): group, label, seed, run_id, changes
+    results: pd.DataFrame  # one row per run of this shard: run_sweep's columns plus measure_runs'
+    curves: dict[str, pd.DataFrame]  # run_id -> per-epoch metrics of the warm-up runs (first seed)
+    families: list[str]
+    loss_hw: dict[str, tuple[int, int]]  # family -> the image size its pixel loss sees
+    shard: tuple[int, int]
+    epochs: int
+    run_root: str  # where the failed runs' tracebacks are
+    provenance: Provenance
+
+
+def bases(params: Any) -> dict[str, TrainConfig]:
+    """Each swept family's base configuration (the profile's recipe at ``ablate_epochs``)."""
+    return {family: params.base_config(family) for family in params.ablate_families}
+
+
+def plan_table(params: Any) -> pd.DataFrame:
+    """Every (family, variant, seed) with the run id it trains under and what it changes."""
+    ablation = params.ablation()
+    return pd.DataFrame([{"family": f, "group": v.group, "label": v.label, "seed": v.apply(b).seed,
+                          "run_id": v.apply(b).run_id(), "changes": ", ".join(f"{k}={val}" for k, val in v.changes)}
+                         for f, b in bases(params).items() for v in ablation.variants(b)])
+
+
+def plan(params: Any) -> list[TrainConfig]:
+    """The distinct runs of the sweep (variants that coincide share one), before sharding."""
+    ablation = params.ablation()
+    configs = {v.apply(b).run_id(): v.apply(b) for b in bases(params).values() for v in ablation.variants(b)}
+    return list(configs.values())
+
+
+def run(params: Any) -> AblationResults:
+    """Train this shard's runs (finished ones are reused, a failing one is recorded), measure each."""
+    P, ablation, base = params, params.ablation(), bases(params)
+    shard = (P.shard_index, P.shard_count)
+    results = run_ablation(base, ablation, P.run_root, shard=shard, cache_dir=P.cache_dir)
+    results = measure_runs(results, base, ablation, P.run_root, P.cache_dir, P.device)
+    warm = results[(results["group"] == "warmup") & (results["status"] != "failed") & (results["seed"] == P.seed)]
+    curves = {r: Run.at(P.run_root, r).metrics() for r in warm["run_id"].unique()}
+    teacher = next((t for t in results.get("teacher", pd.Series(dtype=str)).dropna() if not t.startswith("none")),
+                   "none")
+    video = results["video"].dropna().iloc[0] if "video" in results and results["video"].notna().any() else P.video
+    loss_hw = {"full": tuple(P.size), "patch": (P.size[0] // P.grid[0], P.size[1] // P.grid[1])}
+    return AblationResults(plan=plan_table(P), results=results, curves=curves, families=list(base), loss_hw=loss_hw,
+                           shard=shard, epochs=P.ablate_epochs, run_root=str(P.run_root), provenance=Provenance(
+                               video, teacher, split=P.split_rule().legacy(), epochs=P.ablate_epochs))
+
+
+def table(results: AblationResults) -> pd.DataFrame:
+    """The headline: one row per (family, group, value), means and 95 % intervals over seeds."""
+    return summarise(results.results)
+
+
+def verdict(results: AblationResults) -> str:
+    """The findings, generated from the summarised sweep."""
+    return findings(table(results))
+
+
+def _pareto_figure(summary: pd.DataFrame, families: list[str]):
+    ok = summary[(summary["status"] != "failed") & (summary["group"] != "size")]  # one parameter budget per family
+    ok = ok.dropna(subset=["clip_centred_train"]) if "clip_centred_train" in ok else ok.iloc[0:0]
+    cols = max(len(families), 1)
+    fig, axes = plt.subplots(2, cols, figsize=(6.5 * cols, 8), squeeze=False)
+    for col, family in enumerate(families):
+        part = ok[ok["family"] == family].drop_duplicates("run_id")  # coinciding variants share their runs
+        for row, (x, y, where) in enumerate([("clip_centred_train", "psnr_train", "seen"),
+                                             ("clip_centred_val", "psnr_val", "unseen")]):
+            ax = axes[row, col]
+            pts = part.dropna(subset=[x, y]) if len(part) else part
+            if pts.empty:
+                ax.set_axis_off()
+                continue
+            for group, g in pts.groupby("group"):
+                ax.scatter(g[x], g[y], label=group, s=28)
+            for _, r in pts.iterrows():
+                ax.annotate(f"{r['group']}={r['label']}", (r[x], r[y]), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points")
+            front = pts[pareto_front(pts, x, y)].sort_values(x)
+            ax.plot(front[x], front[y], "k--", lw=1, label="Pareto front")
+            ax.axvline(0.0, color="0.5", ls=":", lw=1, label="per-position-mean baseline (0)")
+            ax.set_xlabel(f"CLIP centred cosine, {where} frames (right is better)")
+            ax.set_ylabel(f"PSNR (dB), {where} frames")
+            ax.set_title(f"{FAMILY_NAMES.get(family, family)} — {where} frames, preset size", fontsize=10)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _warmup_figure(R: AblationResults):
+    warm = R.results[R.results["run_id"].isin(list(R.curves)) & (R.results["group"] == "warmup")]
+    cols = max(len(R.families), 1)
+    fig, axes = plt.subplots(2, cols, figsize=(6.5 * cols, 6), squeeze=False)
+    for col, family in enumerate(R.families):
+        for _, r in warm[warm["family"] == family].iterrows():
+            m = R.curves[r["run_id"]]
+            line, = axes[0, col].plot(m["epoch"], m["pixel_loss"], label=f"warm-up {r['label']}")
+            ev = m.dropna(subset=["psnr_train"])
+            axes[1, col].plot(ev["epoch"], ev["psnr_train"], "o-", color=line.get_color(), label=f"warm-up {r['label']}")
+            on = m.loc[m["clip_active"].astype(bool), "epoch"]
+            if len(on) and on.iloc[0] > 1:
+                for ax in axes[:, col]:
+                    ax.axvline(on.iloc[0] - 0.5, color=line.get_color(), ls=":", lw=1)
+        name = FAMILY_NAMES.get(family, family)
+        axes[0, col].set(title=f"{name}: pixel loss", yscale="log", xlabel="epoch")
+        axes[1, col].set(title=f"{name}: PSNR on seen frames (dB)", xlabel="epoch")
+        for ax in axes[:, col]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _size_figure(size: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for family, g in size.sort_values("params").groupby("family"):
+        ax.plot(g["params"], g["psnr_train"], "o-", label=f"{family}, seen frames")
+        ax.plot(g["params"], g["psnr_val"], "s--", label=f"{family}, unseen frames")
+    ax.set(xscale="log", xlabel="parameters", ylabel="PSNR (dB)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def outputs(results: AblationResults) -> list[Output]:
+    """Notebook 04's tables, figures and lines, by name."""
+    R, summary = results, table(results)
+    sweep = R.results[[c for c in SWEEP_COLUMNS if c in R.results]]
+    failed = failures(R.results)
+    loss = group_table(summary, "loss", ["psnr_train", "psnr_val", "ssim_train", "ssim_val", "ms_ssim_val",
+                                         "clip_centred_val", "clip_val"])
+    loss["note"] = [loss_note(r["loss"], R.loss_hw[r["family"]]) for _, r in loss.iterrows()]
+    size = group_table(summary, "size", ["params", "params_decoder", "psnr_train", "psnr_val", "clip_val",
+                                         "seconds_per_epoch", "train_step_mb"])
+    return [
+        Text("04_plan", f"{len(R.plan)} table rows, {R.plan['run_id'].nunique()} distinct runs "
+                        f"(shard {R.shard[0]} of {R.shard[1]}, {R.epochs} epochs each)"),
+        Table("04_plan", R.plan, "", None, save=False),
+        Table("04_sweep", sweep, "Every ablation run (val = unseen frames)"),
+        Table("04_failures", failed if len(failed) else pd.DataFrame({"failures": ["none"]}),
+              f"Failed sweep runs (error; the traceback is in {R.run_root}/<run_id>/{Run.ERROR})", None),
+        Text("04_failures", f"{len(failed)} of {len(R.results)} runs failed" if len(failed) else "no run failed"),
+        Figure("04_pareto", "PSNR vs CLIP centred cosine (each position's mean training target removed) of the "
+               "ablation runs at the preset's size, Pareto front dashed", lambda: _pareto_figure(summary, R.families)),
+        Table("04_clip_weight", group_table(summary, "clip_weight", [
+            "psnr_train", "psnr_val", "clip_centred_train", "clip_centred_val", "clip_top1_val", "clip_train",
+            "clip_val"]), "CLIP loss weight lambda: pixels vs CLIP (centred cosine: the per-position-mean baseline "
+              "scores 0; retrieval top-1; raw cosine last)"),
+        Figure("04_warmup_curves", "Training curves for the CLIP warm-up choices (dotted: CLIP loss on)",
+               lambda: _warmup_figure(R)),
+        Table("04_warmup", group_table(summary, "warmup", ["psnr_train", "psnr_val", "clip_train", "clip_val"]),
+              "CLIP warm-up: share of the epochs trained on pixels only"),
+        Table("04_loss", loss, "Pixel loss: quality on seen and unseen frames (lambda fixed)"),
+        Table("04_predict_clip", group_table(summary, "predict_clip", [
+            "params", "psnr_train", "psnr_val", "seconds_per_epoch", "train_step_mb"]),
+              "CLIP head removed vs kept with lambda 0"),
+        Table("04_size", size, "Model size: the decoder scaled by the paper's 0.35/0.75/1.5/3M ratios"),
+        *([Figure("04_size", "PSNR vs model size", lambda: _size_figure(size))] if len(size) else []),
+    ]
