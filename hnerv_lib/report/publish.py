@@ -9,7 +9,7 @@ split, teacher and epochs from the results.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, Optional
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -26,8 +26,8 @@ class Publisher:
         self.params, self.study, self.results = params, study, results
         self.outputs = by_name(study.outputs(results))
 
-    def caption(self, what: str) -> str:
-        prov: Provenance = self.results.provenance
+    def caption(self, what: str, provenance: Optional[Provenance] = None) -> str:
+        prov: Provenance = provenance or self.results.provenance
         return caption(what, video=prov.video, profile=self.params.profile, teacher=prov.teacher, split=prov.split,
                        epochs=prov.epochs)
 
@@ -42,11 +42,11 @@ class Publisher:
                     print(item.text)
             elif isinstance(item, Table):
                 if item.save:
-                    save_table(item.rounded(), self.params.report_dir, item.name, self.caption(item.what))
+                    save_table(item.rounded(), self.params.report_dir, item.name, self.caption(item.what, item.provenance))
                 display(item.rounded())
             elif isinstance(item, Figure):
                 fig = item.draw()
-                save_figure(fig, self.params.report_dir, item.name, self.caption(item.what))
+                save_figure(fig, self.params.report_dir, item.name, self.caption(item.what, item.provenance))
                 display(fig)
                 plt.close(fig)  # shown once: the inline backend would show it again at the end of the cell
 

@@ -46,6 +46,7 @@ class Table:
     what: str  # the caption's first words: what the table shows and how it was made
     digits: Optional[int] = 4  # rounding of the saved and shown table (None: as is)
     save: bool = True
+    provenance: Optional[Provenance] = None  # where this table's caption differs from the results' provenance
 
     def rounded(self) -> pd.DataFrame:
         return self.frame.round(self.digits) if self.digits is not None else self.frame
@@ -58,6 +59,7 @@ class Figure:
     name: str
     what: str
     draw: Callable[[], Any]  # returns a matplotlib Figure
+    provenance: Optional[Provenance] = None  # where this figure's caption differs from the results' provenance
 
 
 @dataclass(frozen=True)

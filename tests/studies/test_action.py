@@ -13,7 +13,7 @@ from hnerv_lib.studies.tubelets.config import PRESETS, ConfigError, ViTConfig, f
 from hnerv_lib.studies.tubelets.inflate import average_positions, inflate, inflate_patch_weight
 from hnerv_lib.studies.tubelets.measure import flops_per_clip, peak_tensor_mb, scale_table, t_interval
 from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params, load_checkpoint, load_weights, save_checkpoint
-from hnerv_lib.studies.tubelets.study import Study, run_study, summarize, verdict
+from hnerv_lib.studies.tubelets.study import Study, run_study, summarize, summary_verdict
 from hnerv_lib.studies.tubelets.train import TrainSpec, fit
 from hnerv_lib.train.checkpoint import CheckpointMismatch
 from hnerv_lib.data.video import DataError
@@ -329,7 +329,7 @@ def test_verdict_is_written_from_the_numbers():
                          "train_step_mb": tokens / 10, "epochs": 3, "test_acc": acc, "train_acc": 0.9})
     summary = summarize(pd.DataFrame(rows))
     assert summary["test acc"].tolist() == pytest.approx([0.82, 0.50])
-    text = verdict(summary)
+    text = summary_verdict(summary)
     assert "tubelet 2 uses 50% of the 2D tokens and 50% of its FLOPs, infers at 2.0x" in text
     assert "Above chance (50%): 2D patches." in text
     assert "its interval does not overlap those of tubelet 2" in text

@@ -12,17 +12,20 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
 from hnerv_lib.eval.verdict import Estimate, judge
-from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet
+from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
+from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet, arrow_of_time
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.inflate import inflate
 from hnerv_lib.studies.tubelets.measure import (
     flops_per_clip,
     inference_clips_per_s,
     measured_tokens,
+    scale_table,
     t_interval,
     train_clips_per_s,
     train_step_memory_mb,
@@ -169,7 +172,7 @@ def _acc_text(row: pd.Series) -> str:
     return f"{row['test acc']:.1%}{ci}"
 
 
-def verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95) -> str:
+def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95) -> str:
     """A short paragraph written from the summary's numbers (the first row is the 2D reference)."""
     ref, others = summary.iloc[0], summary.iloc[1:]
     parts = []
@@ -202,3 +205,183 @@ def verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95) -> 
     fitted = (f" On the training clips, which only frame order can separate (each clip's reversed twin has the "
               f"same frames), accuracy is {fit_txt} after {int(ref['epochs'])} epochs (inflated: in total).")
     return "Efficiency: " + "; ".join(parts) + ". " + acc + rank + fitted
+
+
+# ---- The study of notebook 03 (plan, run, table, verdict, outputs) ----------------------------------------
+
+PREFIX = "03"
+VERDICT_WHAT = "Verdict, generated from the summary table"
+TEACHER = "none (video classifier trained from scratch)"
+SEED_SCALE = dict(frames=16, image_size=224, patch_size=16, tubelets=(1, 2, 4))  # seed 004's ViT-B/16 clips
+SEED_TOKENS = [3136, 1568, 784]  # the seed's token counts at that scale: the model must reproduce them
+SCALE_PROVENANCE = Provenance("none (shapes only)", "none (400-class head, random init)")
+
+
+@dataclass
+class TubeletResults:
+    """Everything notebook 03 shows (tests build it from small clip sets)."""
+
+    study: Study
+    scale: pd.DataFrame  # tokens, parameters, FLOPs at the seed's scale
+    train_set: ClipSet
+    test_set: ClipSet
+    runs: pd.DataFrame  # one row per (variant, seed): RESULT_COLUMNS
+    provenance: Provenance
+
+
+def plan(params: Any) -> list[tuple[EmbeddingVariant, int]]:
+    """Every (variant, seed) the study trains (runs are files under the study's run directory, not TrainConfigs)."""
+    study = params.study()
+    return [(v, seed) for seed in study.seeds for v in study.variants]
+
+
+def seed_scale() -> pd.DataFrame:
+    """The token table at the seed's scale, checked against the seed's numbers."""
+    scale = pd.DataFrame(scale_table(**SEED_SCALE))
+    tokens = scale["tokens (embed output)"].tolist()
+    if tokens != SEED_TOKENS or not (scale["tokens (embed output)"] == scale["tokens (model.num_tokens)"]).all():
+        raise RuntimeError(f"the model's token counts {tokens} at 16 x 224 x 224 are not the seed's {SEED_TOKENS}")
+    return scale
+
+
+def provenance(study: Study, epochs: Optional[int] = None) -> Provenance:
+    split = (f"arrow of time split by time: {study.data.blocks} stretches per video, first {study.data.train_frac:.0%} "
+             f"train, test {study.data.gap} frames away")
+    return Provenance(", ".join(study.data.videos), TEACHER, split=split, epochs=epochs)
+
+
+def run(params: Any, progress: bool = True) -> TubeletResults:
+    """Cut the clips, train every (variant, seed) (finished ones are read back), measure each."""
+    study = params.study()
+    train_set, test_set = arrow_of_time(study.data, params.cache_dir)
+
+    def say(r: dict[str, Any]) -> None:
+        print(f"{r['variant']:>28s} seed {r['seed']}: test {r['test_acc']:.3f}, train {r['train_acc']:.3f}, "
+              f"{r['train_seconds']:.1f} s")
+
+    runs = run_study(study, train_set, test_set, params.run_root, progress=say if progress else None)
+    return TubeletResults(study, seed_scale(), train_set, test_set, runs, provenance(study, study.train.epochs))
+
+
+def table(results: TubeletResults) -> pd.DataFrame:
+    """The headline: per variant, tokens, FLOPs, speeds, memory, accuracy with its t interval over seeds."""
+    return summarize(results.runs)
+
+
+def verdict(results: TubeletResults) -> str:
+    return summary_verdict(table(results))
+
+
+def _split_table(regions: dict[str, dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"video": name, "frames": r["frames"], "train frames": str(r["train"]),
+                          "test frames": str(r["test"]), "scene cuts after": str(r["cuts"]),
+                          "train windows": r["train_windows"], "test windows": r["test_windows"]}
+                         for name, r in regions.items()])
+
+
+def _split_figure(regions: dict[str, dict]):
+    fig, axes = plt.subplots(len(regions), 1, figsize=(11, 0.6 * len(regions) + 1.2), squeeze=False, sharex=True)
+    for ax, (name, r) in zip(axes[:, 0], regions.items()):
+        ax.barh(0, r["frames"], color="0.85", height=0.8)
+        for role, color in (("train", "tab:blue"), ("test", "tab:orange")):
+            for lo, hi in r[role]:
+                ax.barh(0, max(hi - lo, 0), left=lo, color=color, height=0.8, label=role)
+        for c in r["cuts"]:
+            ax.axvline(c + 0.5, color="k", lw=1)
+        ax.set_yticks([0], [name])
+        ax.set_xlim(0, max(v["frames"] for v in regions.values()))
+    handles, _ = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].legend(handles[:1] + handles[-1:], ["train", "test"], ncol=2, fontsize=8, loc="lower right",
+                      bbox_to_anchor=(1, 1))
+    axes[-1, 0].set_xlabel("source frame (grey: gap, black line: scene cut)")
+    fig.subplots_adjust(bottom=0.3)  # room for the caption under the axis label
+    return fig
+
+
+def moving_token(test_set: ClipSet, patch: int) -> tuple[int, int, int]:
+    """(clip, row, column): the forward test clip whose pixels change most, and its most moving patch."""
+    motion = (test_set.clips[:, 1:].float() - test_set.clips[:, :-1].float()).abs().mean(dim=(1, 2, 3, 4))
+    forward = torch.nonzero(test_set.labels == 0).flatten()
+    k = int(forward[int(motion[forward].argmax())])
+    clip = test_set.clips[k]
+    side = clip.shape[-1] // patch
+    per_patch = (clip[1:].float() - clip[:-1].float()).abs().mean(dim=(0, 1)).reshape(side, patch, side, patch)
+    row, col = divmod(int(per_patch.mean(dim=(1, 3)).argmax()), side)
+    return k, row, col
+
+
+def _coverage_figure(R: TubeletResults, k: int, row: int, col: int):
+    clip, p, frames = R.test_set.clips[k], R.study.model.patch_size, R.study.data.num_frames
+    kinds = [("2D: frame 1", 1, 1)] + [(f"t={t}: frames {t}-{2 * t - 1}", t, t) for t in (2, 4)
+                                      if frames % t == 0 and frames >= 2 * t]
+    fig, axes = plt.subplots(len(kinds), frames, figsize=(1.3 * frames, 1.45 * len(kinds)), squeeze=False)
+    for r_i, (label, start, t) in enumerate(kinds):
+        for f in range(frames):
+            ax = axes[r_i, f]
+            inside = start <= f < start + t
+            ax.imshow(clip[f].permute(1, 2, 0).numpy(), alpha=1.0 if inside else 0.3, interpolation="nearest")
+            if inside:
+                ax.add_patch(plt.Rectangle((col * p - 0.5, row * p - 0.5), p, p, fill=False, ec="red", lw=2))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r_i == 0:
+                ax.set_title(f"frame {f}", fontsize=8)
+        axes[r_i, 0].set_ylabel(label, fontsize=8)
+    return fig
+
+
+def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    names = summary["variant"].tolist()
+    xs = range(len(names))
+    axes[0].bar(xs, summary["test acc"], yerr=summary["ci"].fillna(0), capsize=4, color="tab:blue", alpha=0.7,
+                label="test (mean ± 95 % CI)")
+    for i, name in enumerate(names):
+        seeds = runs[runs["variant"] == name]
+        axes[0].plot([i] * len(seeds), seeds["test_acc"], "k.", ms=5)
+    axes[0].plot(xs, summary["train acc"], "o", mfc="none", mec="tab:red", label="train (mean)")
+    axes[0].axhline(0.5, color="0.4", ls="--", lw=1, label="chance")
+    axes[0].set_ylim(0, 1)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=7)
+    width = 0.4
+    axes[1].bar([x - width / 2 for x in xs], summary["train clips/s"], width, label="train")
+    axes[1].bar([x + width / 2 for x in xs], summary["infer clips/s"], width, label="inference")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("clips / s (log scale)")
+    axes[1].legend(fontsize=7)
+    axes[2].bar(xs, summary["train-step MiB"], color="tab:green", alpha=0.8)
+    axes[2].set_ylabel("peak tensor MiB, one train step")
+    for ax, title in zip(axes, ["accuracy (dots: seeds)", f"throughput on {device}", "memory"]):
+        ax.set_xticks(list(xs), [n.replace(", ", ",\n") for n in names], fontsize=7)
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def outputs(results: TubeletResults) -> list[Output]:
+    """Notebook 03's tables, figures and lines, by name."""
+    R, summary = results, table(results)
+    no_epochs = replace(R.provenance, epochs=None)  # the clips and their split do not depend on training
+    regions = R.train_set.meta["regions"]
+    k, row, col = moving_token(R.test_set, R.study.model.patch_size)
+    origin, p = R.test_set.origin[k].tolist(), R.study.model.patch_size
+    shown = summary.assign(**{"test acc": [f"{a:.3f} ± {c:.3f}" if c == c else f"{a:.3f}"
+                                           for a, c in zip(summary["test acc"], summary["ci"])]}).drop(columns=["ci"])
+    return [
+        Table("03_token_counts", R.scale, "Tokens, parameters, forward GFLOPs per clip of ViT-B/16 at 16 x 224 x 224 "
+              "(meta device)", None, provenance=SCALE_PROVENANCE),
+        Text("03_clip_sets", f"train: {R.train_set.describe()}\ntest:  {R.test_set.describe()}"),
+        Table("03_clip_split", _split_table(regions), "Arrow-of-time clip regions per video ([start, end) frames)",
+              None, provenance=no_epochs),
+        Figure("03_clip_split", "Which frames give train and test clips", lambda: _split_figure(regions),
+               provenance=no_epochs),
+        Figure("03_tubelet_coverage", f"One token of each embedding on test clip {k} ({R.study.data.videos[origin[0]]}, "
+               f"source frames from {origin[1]} step {R.study.data.frame_step}, crop x={origin[2]}); red: the {p}x{p} "
+               "patch", lambda: _coverage_figure(R, k, row, col), provenance=no_epochs),
+        Table("03_tubelet_runs", R.runs.drop(columns=["slug"]), "Every (variant, seed) run: accuracy, timing, memory",
+              None),
+        Table("03_tubelets_summary", shown, f"2D patches vs tubelets on the arrow of time ({len(R.test_set)} test clips, "
+              f"device {R.study.train.device})", 3),
+        Figure("03_tubelets", "Accuracy, speed and memory of each patch embedding",
+               lambda: _summary_figure(summary, R.runs, R.study.train.device)),
+    ]
