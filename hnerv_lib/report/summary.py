@@ -16,7 +16,7 @@ from hnerv_lib.utils import io
 KEY_ITEMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "00_data_prep": ("Data, geometry and CLIP targets", ("00_data_prep", "00_target_diversity"),
                      ("00_frame_strip", "00_geometry", "00_target_similarity")),
-    "01_full_frame_training": ("Full-frame HNeRV + CLIP map", ("01_full_frame", "01_clip_verification"),
+    "01_full_frame_training": ("Full-frame HNeRV + CLIP map", ("01_full_frame", "01_clip_verification", "01_verdict"),
                                ("01_reconstructions", "01_curves", "01_embedding_space")),
     "02_patch_training": ("Patch dual-head", ("02_summary", "02_clip_metrics", "02_seams", "02_continuous_queries"),
                           ("02_reconstructions", "02_continuous_queries")),

@@ -1,0 +1,125 @@
+"""What notebooks 01 (full frame) and 02 (patch) share: one model trained over seeds, its learning curves,
+its CLIP verification table, and the table of its numbers over seeds.
+
+The two study modules (:mod:`~hnerv_lib.studies.full_frame`, :mod:`~hnerv_lib.studies.patch`) build on
+these, so both notebooks draw their curves and judge their CLIP head by the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from hnerv_lib.eval.clip_metrics import clip_table, clip_verdict
+from hnerv_lib.eval.unseen import test_time_input
+from hnerv_lib.studies.outputs import Figure, Provenance, Table, Text
+from hnerv_lib.studies.seeds import run_seeds, summary_table
+from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.run import Run
+from hnerv_lib.train.setup import Setup
+
+
+@dataclass
+class Trained:
+    """One family's model trained (or reused) under every seed; the first seed's run is the one inspected."""
+
+    cfg: TrainConfig  # the first seed's configuration
+    seed_summaries: list[dict]  # each seed's run summary
+    metrics: pd.DataFrame  # the first seed's per-epoch metrics
+    run_dir: str
+
+    @property
+    def summary(self) -> dict:
+        return self.seed_summaries[0]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.seed_summaries)
+
+    def provenance(self) -> Provenance:
+        return Provenance.of_summary(self.summary, epochs=self.cfg.epochs)
+
+    def over_seeds(self, keys: Sequence[str]) -> pd.DataFrame:
+        """Per metric: mean, 95 % t interval over seeds, each seed (indexed by metric)."""
+        return summary_table(self.seed_summaries, keys).set_index("metric")
+
+
+def train_seeds(params: Any, family: str) -> tuple[Trained, Run]:
+    """Train (or reuse) ``family``'s run of every seed; the first seed's run with its record."""
+    cfg = params.train_config(family)
+    configs = run_seeds(cfg, params.seeds, params.run_root, cache_dir=params.cache_dir)
+    summaries = [Run.of(c, params.run_root).summary() for c in configs]
+    first = Run.of(cfg, params.run_root)
+    return Trained(cfg, summaries, first.metrics(), str(first.dir)), first
+
+
+def headline_numbers(summary: dict) -> pd.DataFrame:
+    """The run summary's quality and speed numbers, as a two-column table for display."""
+    keys = [k for k in summary if k.startswith(("psnr", "ssim", "clip", "seconds"))]
+    return pd.DataFrame({"quantity": keys, "value": [summary[k] for k in keys]})
+
+
+def curves_figure(metrics: pd.DataFrame, warmup_epochs: int, loss_label: str, psnr_title: str):
+    """Training loss (pixel, and CLIP once on), PSNR and CLIP cosine per evaluation; dashed: the warm-up's end."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+    axes[0].plot(metrics.epoch, metrics.pixel_loss, label=loss_label)
+    active = metrics[metrics.clip_active.astype(bool)]  # the CLIP loss is only computed after the warm-up
+    if len(active):
+        axes[0].plot(active.epoch, active.clip_loss, label="CLIP loss (1 - cos)")
+    axes[0].set_yscale("log")
+    axes[0].set_title("training loss")
+    evals = metrics.dropna(subset=["psnr_train"])
+    for role in ("train", "val"):
+        if f"psnr_{role}" in evals:
+            axes[1].plot(evals.epoch, evals[f"psnr_{role}"], "o-", label=f"{role} frames")
+        if f"clip_{role}" in evals:
+            axes[2].plot(evals.epoch, evals[f"clip_{role}"], "o-", label=f"{role} frames")
+    axes[1].set_title(psnr_title)
+    axes[2].set_title("CLIP cosine similarity to targets")
+    for ax in axes:
+        ax.axvline(warmup_epochs + 0.5, ls="--", c="0.5", label="CLIP loss starts")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def verification(clip: torch.Tensor, targets: torch.Tensor, setup_split, kind: str) -> pd.DataFrame:
+    """CLIP metrics that can fail (centred cosine with its interval, retrieval, baselines) of one model."""
+    return clip_table(clip.cpu(), targets.cpu(), setup_split, test_time_input=test_time_input(kind))
+
+
+def verification_what(table: pd.DataFrame) -> str:
+    """The caption of a CLIP verification table."""
+    return (f"CLIP metrics that can fail: centred cosine (each position's mean training target removed; 95 % "
+            f"block-bootstrap CI, blocks of {table['block'].iloc[0]} frames), retrieval top-1/top-5 among all targets "
+            f"of the split (chance beside), raw cosine last; model vs baselines")
+
+
+def verification_outputs(name: str, table: Optional[pd.DataFrame]) -> list:
+    """The verification table and its one-line verdict, or a line saying there is no CLIP head."""
+    if table is None:
+        return [Text(name, "predict_clip is off: no CLIP head, nothing to verify")]
+    return [Text(name, clip_verdict(table)), Table(name, table, verification_what(table))]
+
+
+def seeds_output(name: str, trained: Trained, keys: Sequence[str], what: str) -> Table:
+    """The per-seed table of ``keys``: mean, 95 % t interval, each seed."""
+    seeds = trained.over_seeds(keys).reset_index()
+    first = trained.cfg.seed
+    return Table(name, seeds, f"{what} over training seeds {first}..{first + trained.seeds - 1}: mean, 95 % t interval, "
+                              "each seed")
+
+
+def setup_of(run: Run, params: Any) -> tuple[torch.nn.Module, TrainConfig, Setup]:
+    """The first seed's trained model (eval mode), its stored config and setup (frames and targets from the caches)."""
+    model, cfg, s = run.load(params.cache_dir, params.device)
+    return model.eval(), cfg, s
+
+
+def curves_output(name: str, trained: Trained, loss_label: str, psnr_title: str, what: str) -> Figure:
+    return Figure(name, what, lambda: curves_figure(trained.metrics, trained.cfg.clip_warmup_epochs, loss_label,
+                                                   psnr_title))
