@@ -18,7 +18,7 @@ KEY_ITEMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                      ("00_frame_strip", "00_geometry", "00_target_similarity")),
     "01_full_frame_training": ("Full-frame HNeRV + CLIP map", ("01_full_frame", "01_clip_verification", "01_verdict"),
                                ("01_reconstructions", "01_curves", "01_embedding_space")),
-    "02_patch_training": ("Patch dual-head", ("02_summary", "02_clip_metrics", "02_seams", "02_continuous_queries"),
+    "02_patch_training": ("Patch dual-head", ("02_summary", "02_clip_metrics", "02_seams", "02_continuous_queries", "02_verdict"),
                           ("02_reconstructions", "02_continuous_queries")),
     "03_tubelet_embedding": ("2D patches vs 3D tubelets", ("03_tubelets_summary", "03_verdict"), ("03_tubelets",)),
     "04_ablations": ("Ablations", ("04_clip_weight", "04_warmup", "04_loss", "04_predict_clip", "04_size",

@@ -1,0 +1,338 @@
+"""The patch dual-head study (notebook 02): (t, x, y) -> RGB patch + CLIP vector, scored like a codec.
+
+The first seed's model is scored the way the full-frame model is (PSNR of the stitched frame) beside the
+fork's own number (mean of per-patch PSNRs), inspected at the seams between patches, decoded with
+overlapping Hann-blended windows, queried between grid centres, and timed; quality numbers over every
+seed come from the runs' summaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from hnerv_lib.data import geometry
+from hnerv_lib.data.video import load_video
+from hnerv_lib.eval import patches as PE
+from hnerv_lib.eval.clip_metrics import clip_verdict
+from hnerv_lib.eval.frames import evaluate_frames
+from hnerv_lib.eval.metrics import psnr
+from hnerv_lib.eval.unseen import test_time_input
+from hnerv_lib.studies import training
+from hnerv_lib.studies.outputs import Figure, Output, Table, Text
+from hnerv_lib.studies.seeds import seed_configs
+from hnerv_lib.train.config import TrainConfig
+
+PREFIX = "02"
+VERDICT_WHAT = "Verdict generated from the patch-model tables"
+FAMILY = "patch"
+SEEN = "seen in training"
+SEED_KEYS = ["psnr_train", "psnr_val", "clip_train", "clip_val", "seconds_per_epoch"]
+
+
+@dataclass
+class PatchResults:
+    """Everything notebook 02 shows (tests build it from small tensors and frames)."""
+
+    trained: training.Trained
+    patch_hw: tuple[int, int]
+    patches_per_frame: int
+    quality: pd.DataFrame  # per split: stitched-frame PSNR/SSIM, the fork's mean per-patch PSNR, CLIP
+    per_patch: pd.DataFrame  # per (frame, patch): psnr, clip_sim, row, col, split
+    verification: Optional[pd.DataFrame]  # CLIP metrics that can fail (None without a CLIP head)
+    shown: list[int]  # frames drawn beside their stitched decodes
+    shown_roles: list[str]
+    truth: torch.Tensor  # (S, 3, H, W)
+    decoded: torch.Tensor  # (S, 3, H, W) stitched decodes
+    band: torch.Tensor  # (H, W) bool: the seam band
+    seams: pd.DataFrame  # per split: seam metrics
+    error_maps: dict[str, torch.Tensor]  # split -> (H, W) mean squared error per pixel
+    queries: pd.DataFrame  # continuous queries: per (split, offset) mean psnr and clip_sim
+    query_frames: int
+    overlap: pd.DataFrame  # plain grid vs overlapped decoding
+    overlap_example: dict  # frame, windows, plain, blended, truth: one frame both ways
+    speed: dict  # decode speed (patches_per_s, frames_per_s, ms_per_frame), device, threads
+    seam_k: int
+    speed_repeats: int
+    has_clip: bool
+
+    @property
+    def provenance(self):
+        return self.trained.provenance()
+
+
+def plan(params: Any) -> list[TrainConfig]:
+    """The profile's patch model under each seed."""
+    return seed_configs(params.train_config(FAMILY), params.seeds)
+
+
+def pick(ids: list[int], n: int) -> list[int]:
+    """``n`` evenly spaced entries of ``ids``."""
+    return [ids[int(i)] for i in torch.linspace(0, len(ids) - 1, n).round().long()] if n > 0 and ids else []
+
+
+def spread(train: list[int], val: list[int], n: int) -> list[int]:
+    """``n`` frames: half of them unseen (as many as there are), the rest spread over the training frames."""
+    n_val = min(n // 2, len(val))
+    return pick(train, n - n_val) + pick(val, n_val)
+
+
+def _role_rows(frames_df: pd.DataFrame, patches_df: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for role in ("train", "val"):
+        f, p = frames_df[frames_df.split == role], patches_df[patches_df.split == role]
+        if len(f) == 0:
+            continue  # no metric over zero frames
+        rows.append({"frames": role, "count": len(f), "PSNR stitched frame": f.psnr.mean(), "SSIM": f.ssim.mean(),
+                     "MS-SSIM": f.ms_ssim.mean(), "mean per-patch PSNR (fork's number)": p.psnr.mean(),
+                     "CLIP sim": p.clip_sim.mean(), "test-time input": test_time_input("patch") if role == "val" else SEEN})
+    out = pd.DataFrame(rows)
+    out.attrs["ms_ssim_note"] = frames_df.attrs.get("ms_ssim_note", "")
+    return out
+
+
+def _seams(task, model, eval_ids: torch.Tensor, split, k: int) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    recon = PE.decode_stitched(task, model, eval_ids)
+    truth = task.frames[eval_ids.to(task.frames.device)].cpu()
+    roles = np.array([split.split.role(int(f)) for f in eval_ids])
+    rows, maps = [], {}
+    for role in ("train", "val"):
+        sel = torch.from_numpy(roles == role)
+        if sel.any():
+            rows.append({"frames": role, **PE.seam_metrics(recon[sel], truth[sel], task.windows, k),
+                         "test-time input": test_time_input("patch") if role == "val" else SEEN})
+            maps[role] = PE.error_map(recon[sel], truth[sel]).mean(0)
+    return pd.DataFrame(rows), maps
+
+
+def _queries(params: Any, cfg: TrainConfig, task, model, split, per_patch: pd.DataFrame, has_clip: bool):
+    """Continuous queries by offset; offset 0 must score like the grid (the same pixels and targets)."""
+    ids = torch.tensor(spread(split.train, split.val, params.query_frames))
+    video = load_video(cfg.video_spec(), params.cache_dir)  # uint8 frames: the teacher embeds these for the queries
+    queries = PE.continuous_query_table(task, model, video, split, ids, params.query_offsets,
+                                        cfg.teacher_spec() if has_clip else None, batch_size=params.clip_batch)
+    if 0.0 in params.query_offsets:
+        same = queries[queries.offset == 0].merge(per_patch, on=["frame", "patch"], suffixes=("", "_grid"))
+        if not np.allclose(same.psnr, same.psnr_grid, atol=1e-3) or (
+                has_clip and not np.allclose(same.clip_sim, same.clip_sim_grid, atol=1e-3)):
+            raise RuntimeError("offset-0 queries do not score like the grid: the query path and the grid disagree")
+    by_offset = queries.groupby(["split", "test-time input", "offset"])[["psnr", "clip_sim"]].mean().reset_index()
+    return by_offset, len(ids)
+
+
+def run(params: Any) -> PatchResults:
+    """Train (or reuse) every seed, then score, inspect and time the first seed's model."""
+    P = params
+    trained, first = training.train_seeds(P, FAMILY)
+    model, cfg, s = training.setup_of(first, P)
+    task, split = s.task, s.split
+    has_clip = task.targets is not None
+    frames_df = evaluate_frames(task, model, split)  # the same per-frame scoring as the full-frame model
+    per_patch = PE.per_patch_table(task, model, split)
+    with torch.no_grad():
+        clip = task.reconstruct(model, torch.arange(task.num_frames))[1] if has_clip else None
+    table = training.verification(clip, task.targets, split, "patch") if has_clip else None
+    shown = spread(split.train, split.val, P.show_frames)
+    show = torch.tensor(shown)
+    eval_ids = torch.tensor(sorted(split.train + split.val))
+    seams, maps = _seams(task, model, eval_ids, split, P.seam_k)
+    queries, n_queried = _queries(P, cfg, task, model, split, per_patch, has_clip)
+    overlap = PE.overlap_comparison(task, model, eval_ids, P.seam_k, P.overlap, P.speed_repeats)
+    patch_hw = tuple(cfg.model_config().patch_hw)
+    dense = PE.overlap_windows(patch_hw, task.frame_hw, P.overlap)
+    truth = task.frames[show.to(task.frames.device)].cpu()
+    example = {"frame": shown[0], "windows": len(dense), "plain": PE.decode_stitched(task, model, show[:1]),
+               "blended": PE.decode_stitched(task, model, show[:1], dense, "hann"), "truth": truth[:1]}
+    speed = {**PE.decode_speed(task, model, eval_ids, repeats=P.speed_repeats), "device": P.device,
+             "threads": torch.get_num_threads()}
+    return PatchResults(
+        trained=trained, patch_hw=patch_hw, patches_per_frame=len(task.windows), quality=_role_rows(frames_df, per_patch),
+        per_patch=per_patch, verification=table, shown=shown, shown_roles=[split.split.role(f) for f in shown],
+        truth=truth, decoded=PE.decode_stitched(task, model, show),
+        band=geometry.border_mask(task.windows, task.frame_hw, P.seam_k), seams=seams, error_maps=maps,
+        queries=queries, query_frames=n_queried, overlap=overlap, overlap_example=example, speed=speed,
+        seam_k=P.seam_k, speed_repeats=P.speed_repeats, has_clip=has_clip)
+
+
+def _value(quality: pd.DataFrame, role: str, col: str) -> float:
+    return quality.loc[quality.frames == role, col].iloc[0] if role in set(quality.frames) else float("nan")
+
+
+def table(results: PatchResults) -> pd.DataFrame:
+    """The headline: one row of the model's numbers (quality over seeds, seams, queries, overlap, speed)."""
+    R, T = results, results.trained
+    seeds = T.over_seeds(SEED_KEYS)
+    over = lambda key: seeds.loc[key, "mean [95 % CI]"] if key in seeds.index else "n/a"  # noqa: E731
+    q = R.queries[R.queries.split == "train"].set_index("offset")
+    return pd.DataFrame([{
+        "parameters": T.summary["params"], "epochs": T.cfg.epochs, "seeds": T.seeds, "s/epoch": over("seconds_per_epoch"),
+        "PSNR train (stitched)": over("psnr_train"), "PSNR val (stitched)": over("psnr_val"),
+        "per-patch PSNR train": _value(R.quality, "train", "mean per-patch PSNR (fork's number)"),
+        "CLIP train": over("clip_train"), "CLIP val": over("clip_val"),
+        "seam ratio train": float(R.seams.loc[R.seams.frames == "train", "ratio"].iloc[0]),
+        "query PSNR train: first offset / worst": (f"{q.psnr.iloc[0]:.2f} at {q.index[0]:g} / {q.psnr.min():.2f} at "
+                                                   f"{q.psnr.idxmin():g}" if len(q) else ""),
+        "overlap PSNR gain (dB)": float(R.overlap.psnr_gain_db.iloc[1]),
+        "decode frames/s": round(R.speed["frames_per_s"], 2),
+        "unseen frames: test-time input": test_time_input("patch"),
+    }]).round(4)
+
+
+def verdict(results: PatchResults) -> str:
+    """What the numbers say: stitched vs per-patch PSNR, seams, off-grid queries, overlapped decoding, CLIP."""
+    R = results
+    seeds = R.trained.over_seeds(["psnr_train", "psnr_val"])
+    stitched = _value(R.quality, "train", "PSNR stitched frame")
+    fork = _value(R.quality, "train", "mean per-patch PSNR (fork's number)")
+    said = [f"Over {R.trained.seeds} training seed(s) the stitched frames reach {seeds.loc['psnr_train', 'mean [95 % CI]']} "
+            "dB on seen frames"]
+    if "psnr_val" in seeds.index:
+        said.append(f" and {seeds.loc['psnr_val', 'mean [95 % CI]']} dB on unseen ones (from (t, x, y) alone)")
+    said.append(f". The fork's mean of per-patch PSNRs reads {fork - stitched:+.2f} dB against the stitched frame "
+                f"(seed {R.trained.cfg.seed}).")
+    seam = R.seams.loc[R.seams.frames == "train", "ratio"]
+    if len(seam):
+        ratio = float(seam.iloc[0])
+        said.append(f" Pixels within {R.seam_k} px of a patch border err {ratio:.2f}x the interior's MSE"
+                    + (" (visible seams)." if ratio > 1.2 else "."))
+    q = R.queries[R.queries.split == "train"].set_index("offset")
+    if len(q) > 1 and 0.0 in q.index:
+        worst = q.psnr.idxmin()
+        said.append(f" Off the grid, a query {worst:g} of a patch away decodes at {q.psnr.min():.2f} dB against "
+                    f"{q.loc[0.0, 'psnr']:.2f} dB on the grid centres.")
+    gain = float(R.overlap.psnr_gain_db.iloc[1])
+    said.append(f" Overlapped Hann-blended decoding changes PSNR by {gain:+.2f} dB against plain stitching.")
+    said.append(f" CLIP: {clip_verdict(R.verification)}" if R.verification is not None else " No CLIP head was trained.")
+    return "".join(said)
+
+
+def _reconstructions_figure(R: PatchResults):
+    err = PE.error_map(R.decoded, R.truth)
+    fig, axes = plt.subplots(len(R.shown), 3, figsize=(13, 2.3 * len(R.shown)), squeeze=False)
+    for r, (f, role) in enumerate(zip(R.shown, R.shown_roles)):
+        db = psnr(R.decoded[r:r + 1], R.truth[r:r + 1]).item()
+        axes[r, 0].imshow(R.truth[r].permute(1, 2, 0).numpy())
+        axes[r, 0].set_title(f"frame {f} ({role}): ground truth", fontsize=8)
+        axes[r, 1].imshow(R.decoded[r].permute(1, 2, 0).numpy())
+        axes[r, 1].set_title(f"stitched decode, {db:.2f} dB", fontsize=8)
+        im = axes[r, 2].imshow(err[r].sqrt().numpy(), cmap="magma")
+        axes[r, 2].contour(R.band.numpy(), levels=[0.5], colors="c", linewidths=0.6)
+        axes[r, 2].set_title(f"|error| (cyan: {R.seam_k} px seam band)", fontsize=8)
+        fig.colorbar(im, ax=axes[r, 2], shrink=0.8)
+        for ax in axes[r]:
+            ax.axis("off")
+    return fig
+
+
+def _error_maps_figure(R: PatchResults):
+    fig, axes = plt.subplots(1, len(R.error_maps), figsize=(6.5 * len(R.error_maps), 2.8), squeeze=False)
+    for ax, (role, m) in zip(axes[0], R.error_maps.items()):
+        im = ax.imshow(m.sqrt().numpy(), cmap="magma")
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.contour(R.band.numpy(), levels=[0.5], colors="c", linewidths=0.6)
+        ax.axis("off")
+        ax.set_title(f"RMS error over {role} frames", fontsize=9)
+    return fig
+
+
+def _heatmap_figure(R: PatchResults):
+    shown = ([("clip_sim", "CLIP sim", "viridis")] if R.has_clip else []) + [("psnr", "PSNR (dB)", "magma")]
+    roles = [r for r in ("train", "val") if (R.per_patch.split == r).any()]
+    fig, axes = plt.subplots(len(shown), len(roles), figsize=(5.5 * len(roles), 3.0 * len(shown)), squeeze=False)
+    for i, (col, label, cmap) in enumerate(shown):
+        for j, role in enumerate(roles):
+            grid = R.per_patch[R.per_patch.split == role].pivot_table(index="row", columns="col", values=col,
+                                                                      aggfunc="mean")
+            sns.heatmap(grid, ax=axes[i, j], annot=True, fmt=".3f" if col == "clip_sim" else ".1f", cmap=cmap,
+                        cbar=False)
+            axes[i, j].set_title(f"{label}, mean over {role} frames", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _queries_figure(R: PatchResults):
+    fig, axes = plt.subplots(1, 2 if R.has_clip else 1, figsize=(11 if R.has_clip else 5.5, 3.2), squeeze=False)
+    for role, part in R.queries.groupby("split"):
+        axes[0, 0].plot(part.offset, part.psnr, "o-", label=f"{role} frames")
+        if R.has_clip:
+            axes[0, 1].plot(part.offset, part.clip_sim, "o-", label=f"{role} frames")
+    axes[0, 0].set_title("PSNR of the queried window (dB)", fontsize=9)
+    if R.has_clip:
+        axes[0, 1].set_title("CLIP sim to the teacher on that window", fontsize=9)
+    for ax in axes[0]:
+        ax.set_xlabel("offset from the grid centre (patches)")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _overlap_figure(R: PatchResults):
+    ex = R.overlap_example
+    e1, e2 = PE.error_map(ex["plain"], ex["truth"])[0].sqrt(), PE.error_map(ex["blended"], ex["truth"])[0].sqrt()
+    vmax = float(max(e1.max(), e2.max()))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 2.6))
+    for ax, e, title in [(axes[0], e1, "grid"), (axes[1], e2, f"{ex['windows']} overlapping windows, Hann blend")]:
+        ax.imshow(e.numpy(), cmap="magma", vmin=0, vmax=vmax)
+        ax.contour(R.band.numpy(), levels=[0.5], colors="c", linewidths=0.6)
+        ax.set_title(f"|error|, {title}", fontsize=8)
+        ax.axis("off")
+    axes[2].imshow(ex["blended"][0].permute(1, 2, 0).numpy())
+    axes[2].set_title(f"overlapped decode of frame {ex['frame']}", fontsize=8)
+    axes[2].axis("off")
+    return fig
+
+
+def _speed_table(R: PatchResults) -> pd.DataFrame:
+    s, per_epoch = R.speed, R.trained.summary["seconds_per_epoch"]
+    train_frames = int(_value(R.quality, "train", "count")) if "train" in set(R.quality.frames) else 0
+    return pd.DataFrame([
+        {"quantity": "decode: patches/s (grid, fp32, 8 frames per batch)", "value": round(s["patches_per_s"], 1)},
+        {"quantity": "decode: frames/s incl. stitching", "value": round(s["frames_per_s"], 2)},
+        {"quantity": "decode: ms per frame", "value": round(s["ms_per_frame"], 2)},
+        {"quantity": "overlapped decode: frames/s", "value": round(float(R.overlap.frames_per_s.iloc[1]), 2)},
+        {"quantity": "training: s per epoch (median)", "value": round(per_epoch, 2)},
+        {"quantity": "training: patches/s", "value": round(train_frames * R.patches_per_frame / per_epoch, 1)},
+        {"quantity": "device, threads", "value": f"{s['device']}, {s['threads']}"},
+    ])
+
+
+def outputs(results: PatchResults) -> list[Output]:
+    """Notebook 02's tables, figures and lines, by name."""
+    R, T = results, results.trained
+    s, (ph, pw) = T.summary, R.patch_hw
+    note = R.quality.attrs.get("ms_ssim_note", "")
+    queried = f"Continuous queries on {R.query_frames} frames"
+    return [
+        Text("02_run", f"run {T.run_dir} | {s['params']:,} parameters | {R.patches_per_frame} patches of {ph}x{pw} per "
+                       f"frame\n{s['split']} | teacher: {s['teacher']}"),
+        Table("02_run", training.headline_numbers(s), "", None, save=False),
+        training.curves_output("02_curves", T, f"pixel loss ({T.cfg.loss})", "PSNR of the stitched frame (dB)",
+                               "Patch model training curves"),
+        Table("02_quality", R.quality, "Patch model quality: stitched-frame PSNR/SSIM (the comparison with the "
+              "full-frame model) and the fork's mean per-patch PSNR" + (f" ({note})" if note else "")),
+        Table("02_per_patch", R.per_patch, "Per-patch PSNR and CLIP similarity"),
+        *training.verification_outputs("02_clip_metrics", R.verification),
+        Figure("02_reconstructions", "Ground truth, stitched patch decodes and per-pixel error",
+               lambda: _reconstructions_figure(R)),
+        Table("02_seams", R.seams, f"Seam metric: MSE within {R.seam_k} px of inner patch borders vs the interior "
+              "(ratio > 1: borders err more)", 5),
+        Figure("02_error_maps", "Per-pixel RMS error averaged over frames; cyan: the seam band",
+               lambda: _error_maps_figure(R)),
+        Figure("02_patch_heatmap", "Per-patch CLIP similarity and PSNR laid out as the patch grid",
+               lambda: _heatmap_figure(R)),
+        Figure("02_continuous_queries", queried, lambda: _queries_figure(R)),
+        Table("02_continuous_queries", R.queries, f"{queried}: mean PSNR and CLIP sim by offset"),
+        Table("02_overlap", R.overlap, "Plain grid vs overlapped (Hann-blended) decoding: PSNR, seam ratio and decode "
+              "cost over train and val frames"),
+        Figure("02_overlap", "Error of plain vs overlapped decoding (same colour scale)", lambda: _overlap_figure(R)),
+        Table("02_speed", _speed_table(R), f"Decoding speed (median of {R.speed_repeats}) and training speed", None),
+        Table("02_summary", table(R), f"Patch dual-head model: summary; s/epoch, PSNR and CLIP are means over {T.seeds} "
+              "training seed(s) with the 95 % Student-t interval over seeds in brackets when there are several, the "
+              f"rest from seed {T.cfg.seed}", None),
+        training.seeds_output("02_seeds", T, SEED_KEYS, "Patch model"),
+    ]

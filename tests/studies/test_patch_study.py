@@ -1,0 +1,73 @@
+"""Notebook 02's study on constructed results: the summary row, the verdict, the outputs."""
+
+import matplotlib
+import pandas as pd
+import pytest
+import torch
+
+from hnerv_lib.studies import patch as study
+from hnerv_lib.studies.outputs import Figure, Table, Text, by_name
+from hnerv_lib.studies.training import Trained
+from hnerv_lib.train.config import TrainConfig
+
+matplotlib.use("Agg")
+
+
+def test_spread_takes_half_unseen_frames_when_there_are_enough():
+    assert study.spread(list(range(10)), [20, 21, 22], 4) == [0, 9, 20, 22]
+    assert study.spread(list(range(10)), [], 3) == [0, 4, 9]  # no unseen frames: all from training
+    assert study.pick([], 3) == [] and study.pick([5, 6], 0) == []
+
+
+def _results(has_clip=False, gain=-2.0, seam=3.0):
+    summaries = [{"video": "v", "teacher": "t", "split": "6_6_10", "params": 1234, "seconds_per_epoch": 2.0 + i,
+                  "psnr_train": 25.0 + i, "psnr_val": 20.0 + i} for i in range(2)]
+    metrics = pd.DataFrame({"epoch": [1, 2], "pixel_loss": [0.2, 0.1], "clip_loss": [float("nan")] * 2,
+                            "clip_active": [False, False], "psnr_train": [20.0, 25.0]})
+    trained = Trained(TrainConfig(epochs=2, model="patch-quick", loss="L2"), summaries, metrics, "runs/p")
+    quality = pd.DataFrame([{"frames": r, "count": n, "PSNR stitched frame": v, "SSIM": 0.9, "MS-SSIM": 0.9,
+                             "mean per-patch PSNR (fork's number)": v + 1.5, "CLIP sim": float("nan"),
+                             "test-time input": "x"} for r, n, v in (("train", 6, 25.0), ("val", 4, 20.0))])
+    per_patch = pd.DataFrame([{"frame": f, "patch": p, "row": p // 2, "col": p % 2, "split": "train" if f < 6 else "val",
+                               "psnr": 25.0, "clip_sim": float("nan")} for f in range(10) for p in range(4)])
+    queries = pd.DataFrame([{"split": "train", "test-time input": "seen", "offset": o, "psnr": v, "clip_sim": float("nan")}
+                            for o, v in ((0.0, 25.0), (0.5, 14.0), (1.0, 24.5))])
+    overlap = pd.DataFrame({"decoding": ["grid", "overlap"], "psnr_gain_db": [0.0, gain], "frames_per_s": [100.0, 40.0]})
+    img = torch.rand(1, 3, 8, 16)
+    return study.PatchResults(
+        trained=trained, patch_hw=(4, 8), patches_per_frame=4, quality=quality, per_patch=per_patch, verification=None,
+        shown=[0, 7], shown_roles=["train", "val"], truth=torch.rand(2, 3, 8, 16), decoded=torch.rand(2, 3, 8, 16),
+        band=torch.zeros(8, 16, dtype=torch.bool), seams=pd.DataFrame([{"frames": "train", "ratio": seam}]),
+        error_maps={"train": torch.rand(8, 16)}, queries=queries, query_frames=2, overlap=overlap,
+        overlap_example={"frame": 0, "windows": 9, "plain": img, "blended": img, "truth": img},
+        speed={"patches_per_s": 400.0, "frames_per_s": 100.0, "ms_per_frame": 10.0, "device": "cpu", "threads": 2},
+        seam_k=2, speed_repeats=3, has_clip=has_clip)
+
+
+def test_summary_row_reads_seeds_seams_queries_and_overlap():
+    row = study.table(_results()).iloc[0]
+    assert row["seeds"] == 2 and row["PSNR train (stitched)"].startswith("25.5 [")
+    assert row["per-patch PSNR train"] == 26.5 and row["seam ratio train"] == 3.0
+    assert row["query PSNR train: first offset / worst"] == "25.00 at 0 / 14.00 at 0.5"
+    assert row["overlap PSNR gain (dB)"] == -2.0
+
+
+def test_verdict_says_what_the_grid_hides():
+    text = study.verdict(_results())
+    assert "The fork's mean of per-patch PSNRs reads +1.50 dB against the stitched frame" in text
+    assert "err 3.00x the interior's MSE (visible seams)." in text
+    assert "a query 0.5 of a patch away decodes at 14.00 dB against 25.00 dB on the grid centres" in text
+    assert "changes PSNR by -2.00 dB against plain stitching" in text and text.endswith("No CLIP head was trained.")
+    assert "(visible seams)" not in study.verdict(_results(seam=1.0))
+
+
+def test_outputs_and_speed_table():
+    named = by_name(study.outputs(_results()))
+    speed = named["02_speed"][0].frame.set_index("quantity")["value"]
+    assert speed["training: patches/s"] == pytest.approx(6 * 4 / 2.0)  # train frames x patches / s per epoch (seed 0)
+    assert speed["overlapped decode: frames/s"] == 40.0
+    assert [type(o) for o in named["02_clip_metrics"]] == [Text]  # no CLIP head: one line, no table
+    assert {type(o) for o in named["02_continuous_queries"]} == {Table, Figure}
+    for name in ("02_reconstructions", "02_error_maps", "02_patch_heatmap", "02_overlap", "02_curves"):
+        fig = next(o for o in named[name] if isinstance(o, Figure)).draw()
+        assert fig.axes, name
