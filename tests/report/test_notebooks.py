@@ -123,11 +123,8 @@ def test_rerunning_data_prep_recomputes_no_target(tmp_path):
 
 
 # Notebooks orchestrate; experiment logic lives in hnerv_lib.studies (issue 32). Code lines outside the
-# parameters cell (blank lines and comment-only lines not counted) must stay at or under MAX_CODE_LINES;
-# the notebooks not yet moved to a study module are capped at their count when the rule came in, so
-# they can only shrink.
+# parameters cell (blank lines and comment-only lines not counted) must stay at or under MAX_CODE_LINES.
 MAX_CODE_LINES = 40
-NOT_YET_MOVED = {"00_data_prep": 106}
 
 
 def code_lines(nb) -> int:
@@ -137,5 +134,6 @@ def code_lines(nb) -> int:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_only_orchestrates(path):
-    n, cap = code_lines(nbformat.read(path, as_version=4)), NOT_YET_MOVED.get(path.stem, MAX_CODE_LINES)
-    assert n <= cap, f"{path.name}: {n} code lines outside the parameters cell (at most {cap}); move logic to hnerv_lib.studies"
+    n = code_lines(nbformat.read(path, as_version=4))
+    assert n <= MAX_CODE_LINES, (f"{path.name}: {n} code lines outside the parameters cell (at most {MAX_CODE_LINES}); "
+                                 "move the logic to a study module in hnerv_lib.studies")
