@@ -28,6 +28,7 @@ from hnerv_lib.eval.metrics import ms_ssim_fallback_note
 from hnerv_lib.models import fc_dim_for_factor
 from hnerv_lib.studies.comparison import measure_run
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
+from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.seeds import over_seeds
 from hnerv_lib.train.config import TrainConfig, warmup_epochs
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
@@ -326,7 +327,7 @@ def _pareto_figure(summary: pd.DataFrame, families: list[str]):
             ax.set_xlabel(f"CLIP centred cosine, {where} frames (right is better)")
             ax.set_ylabel(f"PSNR (dB), {where} frames")
             ax.set_title(f"{FAMILY_NAMES.get(family, family)} — {where} frames, preset size", fontsize=10)
-            ax.legend(fontsize=7)
+            legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -346,10 +347,10 @@ def _warmup_figure(R: AblationResults):
                 for ax in axes[:, col]:
                     ax.axvline(on.iloc[0] - 0.5, color=line.get_color(), ls=":", lw=1)
         name = FAMILY_NAMES.get(family, family)
-        axes[0, col].set(title=f"{name}: pixel loss", yscale="log", xlabel="epoch")
-        axes[1, col].set(title=f"{name}: PSNR on seen frames (dB)", xlabel="epoch")
+        axes[0, col].set(title=f"{name}: pixel loss", yscale="log", xlabel="epoch", ylabel="pixel loss (log scale)")
+        axes[1, col].set(title=f"{name}: PSNR on seen frames", xlabel="epoch", ylabel="PSNR (dB)")
         for ax in axes[:, col]:
-            ax.legend(fontsize=7)
+            legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -359,8 +360,9 @@ def _size_figure(size: pd.DataFrame):
     for family, g in size.sort_values("params").groupby("family"):
         ax.plot(g["params"], g["psnr_train"], "o-", label=f"{family}, seen frames")
         ax.plot(g["params"], g["psnr_val"], "s--", label=f"{family}, unseen frames")
-    ax.set(xscale="log", xlabel="parameters", ylabel="PSNR (dB)")
-    ax.legend(fontsize=7)
+    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="PSNR (dB)")
+    legend_outside(ax)
+    fig.tight_layout()
     return fig
 
 

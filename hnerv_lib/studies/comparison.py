@@ -26,6 +26,7 @@ from hnerv_lib.eval.verdict import Estimate, judge, over_runs, words
 from hnerv_lib.eval.unseen import baseline_protocols, model_protocols, test_time_input, unseen_table
 from hnerv_lib.models import build_model, count_params, fc_dim_for_params
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
+from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.seeds import interval_name, over_seeds, run_seeds, seed_configs
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
@@ -406,13 +407,28 @@ def _unseen_figure(fair: pd.DataFrame):
 
 
 def _settings_figure(headline: pd.DataFrame):
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.2))
-    for ax, (col, title) in zip(axes, [("psnr_train", "PSNR, seen frames"), ("psnr_val", "PSNR, unseen frames"),
-                                       ("clip_centred_val", "CLIP centred cosine, unseen frames")]):
-        if col in headline:
-            headline.pivot(index="setting", columns="design", values=col).plot.bar(ax=ax, rot=0)
-            ax.set_title(title, fontsize=9)
-            ax.set_xlabel("")
+    """Per setting, the two designs side by side with their 95 % intervals as error bars."""
+    panels = [(c, t, u) for c, t, u in [("psnr_train", "PSNR, seen frames", "PSNR (dB)"),
+                                         ("psnr_val", "PSNR, unseen frames", "PSNR (dB)"),
+                                         ("clip_centred_val", "CLIP centred cosine, unseen frames", "centred cosine")]
+              if c in headline]
+    settings = list(dict.fromkeys(headline["setting"]))
+    designs = list(dict.fromkeys(headline["design"]))
+    width = 0.8 / max(len(designs), 1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 1.5, 3.4), squeeze=False)
+    for ax, (col, title, unit) in zip(axes[0], panels):
+        for i, design in enumerate(designs):
+            rows = headline[headline["design"] == design].set_index("setting").reindex(settings)
+            lo, hi = rows.get(f"{col}_lo"), rows.get(f"{col}_hi")
+            err = None if lo is None or hi is None else [(rows[col] - lo).clip(lower=0).fillna(0),
+                                                         (hi - rows[col]).clip(lower=0).fillna(0)]
+            ax.bar([x + (i - (len(designs) - 1) / 2) * width for x in range(len(settings))], rows[col], width,
+                   yerr=err, capsize=3, label=design)
+        ax.set_xticks(range(len(settings)), settings, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(unit)
+    legend_outside(axes[0][-1], title="design (bars: 95 % interval)")
+    fig.tight_layout()
     return fig
 
 

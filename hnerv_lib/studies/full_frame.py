@@ -22,6 +22,7 @@ from hnerv_lib.eval.frames import score_frames, summarize
 from hnerv_lib.eval.unseen import test_time_input
 from hnerv_lib.studies import training
 from hnerv_lib.studies.outputs import Figure, Output, Table, Text
+from hnerv_lib.studies.plots import legend_outside, map_panel, shared_max
 from hnerv_lib.studies.seeds import seed_configs
 from hnerv_lib.train.config import TrainConfig
 
@@ -126,30 +127,17 @@ def verdict(results: FullFrameResults) -> str:
 
 def _reconstructions_figure(R: FullFrameResults):
     scores = R.frames.set_index("frame")["psnr"]
-    fig, axes = plt.subplots(len(R.shown), 3, figsize=(12, 2.2 * len(R.shown)), squeeze=False)
+    errors = [(p - t).pow(2).mean(0).sqrt() for p, t in zip(R.decoded, R.truth)]  # RMS over RGB per pixel
+    vmax = shared_max(errors)
+    fig, axes = plt.subplots(len(R.shown), 3, figsize=(13, 2.3 * len(R.shown)), squeeze=False)
     for row, f in enumerate(R.shown):
-        truth, pred = R.truth[row], R.decoded[row]
-        err = (pred - truth).abs().mean(0)
-        for ax, img, title in zip(axes[row], [truth.permute(1, 2, 0), pred.permute(1, 2, 0), err],
-                                  [f"frame {f} ({R.roles[f]})", f"decoded, {scores.loc[f]:.2f} dB", "abs error"]):
-            ax.imshow(img.numpy(), cmap="magma" if img.dim() == 2 else None)
+        for ax, img, title in zip(axes[row, :2], [R.truth[row], R.decoded[row]],
+                                  [f"frame {f} ({R.roles[f]}): ground truth", f"decoded, {scores.loc[f]:.2f} dB"]):
+            ax.imshow(img.permute(1, 2, 0).numpy())
             ax.set_title(title, fontsize=9)
             ax.axis("off")
-    return fig
-
-
-def _clip_map_figure(R: FullFrameResults):
-    cos = torch.nn.functional.cosine_similarity(R.clip, R.targets, dim=-1)  # (T, N)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 2.8))
-    for ax, role in zip(axes, ("train", "val")):
-        idx = R.split_ids[role]
-        if not idx:
-            ax.set_title(f"{role}: no frames")
-            ax.axis("off")
-            continue
-        sns.heatmap(cos[idx].mean(0).view(*R.grid).numpy(), ax=ax, annot=True, fmt=".3f", vmin=-1, vmax=1,
-                    cmap="RdBu_r", cbar=False)
-        ax.set_title(f"mean cosine per patch, {role} frames ({len(idx)})", fontsize=9)
+        map_panel(fig, axes[row, 2], errors[row], vmax)
+        axes[row, 2].set_title("error (one scale for all rows)", fontsize=9)
     return fig
 
 
@@ -174,8 +162,13 @@ def _per_frame_figure(frames: pd.DataFrame):
     fig, axes = plt.subplots(1, 2, figsize=(13, 3))
     sns.scatterplot(data=frames, x="frame", y="psnr", hue="split", ax=axes[0], s=18)
     sns.scatterplot(data=frames, x="frame", y="clip_sim", hue="split", ax=axes[1], s=18)
-    axes[0].set_title("PSNR per frame (dB)")
+    axes[0].set_title("PSNR per frame")
+    axes[0].set_ylabel("PSNR (dB)")
     axes[1].set_title("CLIP similarity per frame (mean over patches)")
+    axes[1].set_ylabel("mean cosine (raw)")
+    for ax in axes:
+        legend_outside(ax, title="split")
+    fig.tight_layout()
     return fig
 
 
@@ -184,7 +177,8 @@ def outputs(results: FullFrameResults) -> list[Output]:
     R, T = results, results.trained
     s = T.summary
     clip = [] if R.clip is None or R.targets is None else [
-        Figure("01_clip_map", "Predicted CLIP embedding (sampled at patch centres) vs target", lambda: _clip_map_figure(R)),
+        Figure("01_clip_map", "Predicted CLIP embedding (sampled at patch centres) vs target",
+               lambda: training.clip_map_figure(R.clip, R.targets, R.split_ids, R.grid)),
         Figure("01_embedding_space", "Predicted (o) and teacher (x) CLIP embeddings, first two principal components",
                lambda: embedding_figure(R.clip, R.targets))]
     return [

@@ -8,7 +8,7 @@ seed come from the runs' summaries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import matplotlib.pyplot as plt
@@ -26,6 +26,7 @@ from hnerv_lib.eval.metrics import psnr
 from hnerv_lib.eval.unseen import test_time_input
 from hnerv_lib.studies import training
 from hnerv_lib.studies.outputs import Figure, Output, Table, Text
+from hnerv_lib.studies.plots import legend_outside, map_panel, shared_max
 from hnerv_lib.studies.seeds import seed_configs
 from hnerv_lib.train.config import TrainConfig
 
@@ -61,6 +62,10 @@ class PatchResults:
     seam_k: int
     speed_repeats: int
     has_clip: bool
+    clip: Optional[torch.Tensor] = None  # (T, N, D) predicted CLIP embeddings of every frame
+    targets: Optional[torch.Tensor] = None  # (T, N, D) the teacher's
+    split_ids: dict[str, list[int]] = field(default_factory=dict)  # "train" / "val" -> frame indices
+    grid: tuple[int, int] = (2, 4)
 
     @property
     def provenance(self):
@@ -157,7 +162,9 @@ def run(params: Any) -> PatchResults:
         truth=truth, decoded=PE.decode_stitched(task, model, show),
         band=geometry.border_mask(task.windows, task.frame_hw, P.seam_k), seams=seams, error_maps=maps,
         queries=queries, query_frames=n_queried, overlap=overlap, overlap_example=example, speed=speed,
-        seam_k=P.seam_k, speed_repeats=P.speed_repeats, has_clip=has_clip)
+        seam_k=P.seam_k, speed_repeats=P.speed_repeats, has_clip=has_clip, clip=None if clip is None else clip.cpu(),
+        targets=task.targets.cpu() if has_clip else None, split_ids={"train": split.train, "val": split.val},
+        grid=tuple(P.grid))
 
 
 def _value(quality: pd.DataFrame, role: str, col: str) -> float:
@@ -213,45 +220,43 @@ def verdict(results: PatchResults) -> str:
 
 
 def _reconstructions_figure(R: PatchResults):
-    err = PE.error_map(R.decoded, R.truth)
+    errors = list(PE.error_map(R.decoded, R.truth).sqrt())  # RMS over RGB per pixel
+    vmax = shared_max(errors)
     fig, axes = plt.subplots(len(R.shown), 3, figsize=(13, 2.3 * len(R.shown)), squeeze=False)
     for r, (f, role) in enumerate(zip(R.shown, R.shown_roles)):
         db = psnr(R.decoded[r:r + 1], R.truth[r:r + 1]).item()
-        axes[r, 0].imshow(R.truth[r].permute(1, 2, 0).numpy())
-        axes[r, 0].set_title(f"frame {f} ({role}): ground truth", fontsize=8)
-        axes[r, 1].imshow(R.decoded[r].permute(1, 2, 0).numpy())
-        axes[r, 1].set_title(f"stitched decode, {db:.2f} dB", fontsize=8)
-        im = axes[r, 2].imshow(err[r].sqrt().numpy(), cmap="magma")
-        axes[r, 2].contour(R.band.numpy(), levels=[0.5], colors="c", linewidths=0.6)
-        axes[r, 2].set_title(f"|error| (cyan: {R.seam_k} px seam band)", fontsize=8)
-        fig.colorbar(im, ax=axes[r, 2], shrink=0.8)
-        for ax in axes[r]:
+        for ax, img, title in zip(axes[r, :2], [R.truth[r], R.decoded[r]],
+                                  [f"frame {f} ({role}): ground truth", f"stitched decode, {db:.2f} dB"]):
+            ax.imshow(img.permute(1, 2, 0).numpy())
+            ax.set_title(title, fontsize=8)
             ax.axis("off")
+        map_panel(fig, axes[r, 2], errors[r], vmax, band=R.band)
+        axes[r, 2].set_title(f"error, one scale for all rows (cyan: {R.seam_k} px seam band)", fontsize=8)
     return fig
 
 
 def _error_maps_figure(R: PatchResults):
-    fig, axes = plt.subplots(1, len(R.error_maps), figsize=(6.5 * len(R.error_maps), 2.8), squeeze=False)
-    for ax, (role, m) in zip(axes[0], R.error_maps.items()):
-        im = ax.imshow(m.sqrt().numpy(), cmap="magma")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-        ax.contour(R.band.numpy(), levels=[0.5], colors="c", linewidths=0.6)
-        ax.axis("off")
-        ax.set_title(f"RMS error over {role} frames", fontsize=9)
+    maps = {role: m.sqrt() for role, m in R.error_maps.items()}
+    vmax = shared_max(maps.values())
+    fig, axes = plt.subplots(1, len(maps), figsize=(6.5 * len(maps), 2.8), squeeze=False)
+    for ax, (role, m) in zip(axes[0], maps.items()):
+        map_panel(fig, ax, m, vmax, band=R.band)
+        ax.set_title(f"RMS error over {role} frames (one scale)", fontsize=9)
     return fig
 
 
 def _heatmap_figure(R: PatchResults):
-    shown = ([("clip_sim", "CLIP sim", "viridis")] if R.has_clip else []) + [("psnr", "PSNR (dB)", "magma")]
     roles = [r for r in ("train", "val") if (R.per_patch.split == r).any()]
-    fig, axes = plt.subplots(len(shown), len(roles), figsize=(5.5 * len(roles), 3.0 * len(shown)), squeeze=False)
-    for i, (col, label, cmap) in enumerate(shown):
-        for j, role in enumerate(roles):
-            grid = R.per_patch[R.per_patch.split == role].pivot_table(index="row", columns="col", values=col,
-                                                                      aggfunc="mean")
-            sns.heatmap(grid, ax=axes[i, j], annot=True, fmt=".3f" if col == "clip_sim" else ".1f", cmap=cmap,
-                        cbar=False)
-            axes[i, j].set_title(f"{label}, mean over {role} frames", fontsize=9)
+    grids = {role: R.per_patch[R.per_patch.split == role].pivot_table(index="row", columns="col", values="psnr",
+                                                                       aggfunc="mean") for role in roles}
+    lo, hi = min(float(g.min().min()) for g in grids.values()), max(float(g.max().max()) for g in grids.values())
+    fig, axes = plt.subplots(1, len(roles), figsize=(5.5 * len(roles), 3.0), squeeze=False)
+    for ax, role in zip(axes[0], roles):
+        sns.heatmap(grids[role], ax=ax, annot=True, fmt=".1f", cmap="magma", vmin=lo, vmax=hi,
+                    cbar_kws={"label": "PSNR (dB)", "shrink": 0.8})
+        ax.set_title(f"PSNR per patch, mean over {role} frames (one scale)", fontsize=9)
+        ax.set_xlabel("patch column")
+        ax.set_ylabel("patch row")
     fig.tight_layout()
     return fig
 
@@ -262,12 +267,15 @@ def _queries_figure(R: PatchResults):
         axes[0, 0].plot(part.offset, part.psnr, "o-", label=f"{role} frames")
         if R.has_clip:
             axes[0, 1].plot(part.offset, part.clip_sim, "o-", label=f"{role} frames")
-    axes[0, 0].set_title("PSNR of the queried window (dB)", fontsize=9)
+    axes[0, 0].set_title("PSNR of the queried window", fontsize=9)
+    axes[0, 0].set_ylabel("PSNR (dB)")
     if R.has_clip:
         axes[0, 1].set_title("CLIP sim to the teacher on that window", fontsize=9)
+        axes[0, 1].set_ylabel("mean cosine (raw)")
     for ax in axes[0]:
         ax.set_xlabel("offset from the grid centre (patches)")
-        ax.legend(fontsize=8)
+        legend_outside(ax)
+    fig.tight_layout()
     return fig
 
 
@@ -277,10 +285,8 @@ def _overlap_figure(R: PatchResults):
     vmax = float(max(e1.max(), e2.max()))
     fig, axes = plt.subplots(1, 3, figsize=(13, 2.6))
     for ax, e, title in [(axes[0], e1, "grid"), (axes[1], e2, f"{ex['windows']} overlapping windows, Hann blend")]:
-        ax.imshow(e.numpy(), cmap="magma", vmin=0, vmax=vmax)
-        ax.contour(R.band.numpy(), levels=[0.5], colors="c", linewidths=0.6)
-        ax.set_title(f"|error|, {title}", fontsize=8)
-        ax.axis("off")
+        map_panel(fig, ax, e, vmax, band=R.band)
+        ax.set_title(f"error, {title} (one scale)", fontsize=8)
     axes[2].imshow(ex["blended"][0].permute(1, 2, 0).numpy())
     axes[2].set_title(f"overlapped decode of frame {ex['frame']}", fontsize=8)
     axes[2].axis("off")
@@ -323,8 +329,10 @@ def outputs(results: PatchResults) -> list[Output]:
               "(ratio > 1: borders err more)", 5),
         Figure("02_error_maps", "Per-pixel RMS error averaged over frames; cyan: the seam band",
                lambda: _error_maps_figure(R)),
-        Figure("02_patch_heatmap", "Per-patch CLIP similarity and PSNR laid out as the patch grid",
-               lambda: _heatmap_figure(R)),
+        Figure("02_patch_heatmap", "Per-patch PSNR laid out as the patch grid", lambda: _heatmap_figure(R)),
+        *([Figure("02_clip_map", "Predicted CLIP embedding per patch vs target, raw and centred cosine",
+                  lambda: training.clip_map_figure(R.clip, R.targets, R.split_ids, R.grid))]
+          if R.clip is not None and R.targets is not None else [Text("02_clip_map", "no CLIP head: no CLIP map")]),
         Figure("02_continuous_queries", queried, lambda: _queries_figure(R)),
         Table("02_continuous_queries", R.queries, f"{queried}: mean PSNR and CLIP sim by offset"),
         Table("02_overlap", R.overlap, "Plain grid vs overlapped (Hann-blended) decoding: PSNR, seam ratio and decode "

@@ -33,6 +33,7 @@ from hnerv_lib.data.video import load_video
 from hnerv_lib.eval.rate_distortion import Curve, bd_table
 from hnerv_lib.models import count_params, get_preset
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
+from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
 from hnerv_lib.train import trainer
@@ -239,7 +240,7 @@ def _curves_figure(results: RateDistortionResults):
     for ax, ylabel in zip(axes, ("PSNR (dB), mean of frames", q2_name)):
         ax.set(xscale="log", xlabel="bits per pixel (log)", ylabel=ylabel)
         ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=7, ncol=2)
+    legend_outside(axes[1], source=axes[0])  # one legend for both panels; the left one also has the paper's points
     axes[0].set_title("PSNR against rate")
     axes[1].set_title(q2_name.split(" (")[0] + " against rate")
     fig.tight_layout()

@@ -21,6 +21,7 @@ from hnerv_lib.data.teacher import encode_text, load_teacher
 from hnerv_lib.eval.clip_metrics import position_means
 from hnerv_lib.eval.search import ranking_agreement, recall_at_k, top_patches
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
+from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.train import trainer
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
@@ -114,8 +115,9 @@ def _agreement_figure(agreement: pd.DataFrame):
     agreement.pivot_table(index="query", columns="model", values="spearman (all patches)").plot.bar(ax=ax, rot=0)
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_ylabel("Spearman with the teacher's ranking")
-    ax.legend(fontsize=7)
+    legend_outside(ax, title="ranking")
     ax.set_title("Ranking agreement per query (1 = the teacher's ranking)", fontsize=9)
+    fig.tight_layout()
     return fig
 
 

@@ -14,9 +14,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from hnerv_lib.eval.clip_metrics import clip_table, clip_verdict
+from hnerv_lib.eval.clip_metrics import centred_cosine, clip_table, clip_verdict, position_means
 from hnerv_lib.eval.unseen import test_time_input
 from hnerv_lib.studies.outputs import Figure, Provenance, Table, Text
+from hnerv_lib.studies.plots import legend_outside, similarity_panel
 from hnerv_lib.studies.seeds import run_seeds, summary_table
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
@@ -72,6 +73,7 @@ def curves_figure(metrics: pd.DataFrame, warmup_epochs: int, loss_label: str, ps
         axes[0].plot(active.epoch, active.clip_loss, label="CLIP loss (1 - cos)")
     axes[0].set_yscale("log")
     axes[0].set_title("training loss")
+    axes[0].set_ylabel("loss (log scale)")
     evals = metrics.dropna(subset=["psnr_train"])
     for role in ("train", "val"):
         if f"psnr_{role}" in evals:
@@ -79,11 +81,31 @@ def curves_figure(metrics: pd.DataFrame, warmup_epochs: int, loss_label: str, ps
         if f"clip_{role}" in evals:
             axes[2].plot(evals.epoch, evals[f"clip_{role}"], "o-", label=f"{role} frames")
     axes[1].set_title(psnr_title)
+    axes[1].set_ylabel("PSNR (dB)")
     axes[2].set_title("CLIP cosine similarity to targets")
+    axes[2].set_ylabel("mean cosine (raw)")
     for ax in axes:
         ax.axvline(warmup_epochs + 0.5, ls="--", c="0.5", label="CLIP loss starts")
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
+        legend_outside(ax)
+    fig.tight_layout()
+    return fig
+
+
+def clip_map_figure(clip: torch.Tensor, targets: torch.Tensor, split_ids: dict[str, list[int]], grid: tuple[int, int]):
+    """Per patch position, mean over each split's frames: raw cosine of prediction and target (top row) and
+    the centred cosine, each position's mean training target removed from both (bottom row: the raw one
+    saturates when the targets hardly vary). Both on [-1, 1], with colourbars."""
+    roles = [r for r in ("train", "val") if split_ids.get(r)]
+    raw = torch.nn.functional.cosine_similarity(clip.float(), targets.float(), dim=-1)  # (T, N)
+    centred = centred_cosine(clip, targets, position_means(targets, split_ids["train"]))
+    fig, axes = plt.subplots(2, len(roles), figsize=(5.5 * len(roles), 5.4), squeeze=False)
+    for j, role in enumerate(roles):
+        idx = split_ids[role]
+        for i, (values, what) in enumerate([(raw, "raw cosine"), (centred, "centred cosine")]):
+            similarity_panel(axes[i, j], values[idx].mean(0).view(*grid).numpy(),
+                             f"{what} per patch, {role} frames ({len(idx)})", what)
+    fig.tight_layout()
     return fig
 
 

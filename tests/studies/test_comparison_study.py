@@ -1,6 +1,7 @@
 """Notebook 05's study: the equal-time rule, the headline table and the verdict on constructed results."""
 
 import pandas as pd
+from matplotlib.container import BarContainer
 
 from hnerv_lib.report.params import ComparisonParams
 from hnerv_lib.studies import comparison as study
@@ -20,7 +21,7 @@ def _rows(setting="equal parameters", full_s=60.0, patch_s=30.0, seeds=(0, 1)):
             v = 30.0 if d == "full frame" else 25.0
             rows.append({"setting": setting, "design": d, "seed": s, "model": d, "test-time input": "x", "params": 100,
                          "epochs": 20, "train_s": total + s, "s_per_epoch": (total + s) / 20, "psnr_train": v + s / 10,
-                         "psnr_train_lo": v, "psnr_train_hi": v + 0.2, "psnr_val": v - 5, "bpp": 0.5})
+                         "psnr_train_lo": v, "psnr_train_hi": v + 0.2, "psnr_val": v - 5 + s / 5, "bpp": 0.5})
     return pd.DataFrame(rows)
 
 
@@ -72,3 +73,11 @@ def test_outputs_name_every_published_table_and_figure():
     assert saved == {"05_time_to_quality", "05_unseen_fair", "05_comparison"}
     assert drawn == {"05_unseen_fair", "05_comparison"}
     assert "patch trains 40 epochs to match full frame's 60 s" in named["05_equal_time"][0].text
+
+
+def test_settings_figure_has_interval_bars_units_and_an_outside_legend(figure_check):
+    fig = by_name(study.outputs(_results()))["05_comparison"][1].draw()
+    figure_check.legends_outside(fig)
+    figure_check.units_on_y(fig, 2)
+    bars = [c for ax in fig.axes for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 4 and all(c.errorbar is not None for c in bars)  # 2 panels x 2 designs, each with its interval

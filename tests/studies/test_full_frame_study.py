@@ -68,3 +68,15 @@ def test_outputs_without_a_clip_head_say_so_instead_of_drawing_it():
     assert [ln.get_label() for ln in fig.axes[0].lines][:2] == ["pixel loss", "CLIP loss (1 - cos)"]
     seeds = next(o for o in with_clip["01_seeds"] if isinstance(o, Table))
     assert seeds.what.startswith("Full-frame model over training seeds 0..1") and isinstance(with_clip["01_per_frame"][0], Figure)
+
+
+def test_clip_map_shows_raw_and_centred_cosine_on_one_fixed_scale(figure_check):
+    named = by_name(study.outputs(_results()))
+    fig = named["01_clip_map"][0].draw()
+    assert figure_check.one_scale_with_colourbars(fig, 4) == (-1.0, 1.0)  # raw and centred, seen and unseen
+    assert {ax.get_title().split(" per patch")[0] for ax in fig.axes if ax.get_title()} == {"raw cosine", "centred cosine"}
+    figure_check.one_scale_with_colourbars(named["01_reconstructions"][0].draw(), 2)
+    for name in ("01_per_frame", "01_curves"):
+        fig = named[name][0].draw()
+        figure_check.legends_outside(fig)
+        figure_check.units_on_y(fig, 2)

@@ -71,3 +71,19 @@ def test_outputs_and_speed_table():
     for name in ("02_reconstructions", "02_error_maps", "02_patch_heatmap", "02_overlap", "02_curves"):
         fig = next(o for o in named[name] if isinstance(o, Figure)).draw()
         assert fig.axes, name
+
+
+def test_maps_share_one_scale_with_colourbars_and_legends_sit_outside(figure_check):
+    R = _results()
+    R.error_maps["val"] = R.error_maps["train"] * 4  # unseen frames err more: the shared scale must follow them
+    named = by_name(study.outputs(R))
+    draw = lambda name: next(o for o in named[name] if isinstance(o, Figure)).draw()  # noqa: E731
+    assert figure_check.one_scale_with_colourbars(draw("02_error_maps"), 2)[1] == pytest.approx(
+        float(R.error_maps["val"].sqrt().max()), abs=1e-6)
+    figure_check.one_scale_with_colourbars(draw("02_reconstructions"), 2)
+    figure_check.one_scale_with_colourbars(draw("02_overlap"), 2)
+    figure_check.one_scale_with_colourbars(draw("02_patch_heatmap"), 1)
+    for name in ("02_continuous_queries", "02_curves"):
+        fig = draw(name)
+        figure_check.legends_outside(fig)
+        figure_check.units_on_y(fig)

@@ -18,6 +18,7 @@ import torch
 
 from hnerv_lib.eval.verdict import Estimate, judge
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
+from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet, arrow_of_time
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.inflate import inflate
@@ -342,19 +343,19 @@ def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str):
     axes[0].plot(xs, summary["train acc"], "o", mfc="none", mec="tab:red", label="train (mean)")
     axes[0].axhline(0.5, color="0.4", ls="--", lw=1, label="chance")
     axes[0].set_ylim(0, 1)
-    axes[0].set_ylabel("accuracy")
-    axes[0].legend(fontsize=7)
+    axes[0].set_ylabel("accuracy (share of test clips)")
     width = 0.4
     axes[1].bar([x - width / 2 for x in xs], summary["train clips/s"], width, label="train")
     axes[1].bar([x + width / 2 for x in xs], summary["infer clips/s"], width, label="inference")
     axes[1].set_yscale("log")
     axes[1].set_ylabel("clips / s (log scale)")
-    axes[1].legend(fontsize=7)
     axes[2].bar(xs, summary["train-step MiB"], color="tab:green", alpha=0.8)
     axes[2].set_ylabel("peak tensor MiB, one train step")
     for ax, title in zip(axes, ["accuracy (dots: seeds)", f"throughput on {device}", "memory"]):
         ax.set_xticks(list(xs), [n.replace(", ", ",\n") for n in names], fontsize=7)
         ax.set_title(title, fontsize=9)
+        legend_outside(ax)  # the memory panel has no labelled artist: no legend
+    fig.tight_layout()
     return fig
 
 
