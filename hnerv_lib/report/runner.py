@@ -29,7 +29,7 @@ from hnerv_lib.utils import io
 from hnerv_lib.utils.cli import add_debug_flag, guarded
 from hnerv_lib.utils.memory import peak_rss_mb
 from hnerv_lib.utils.parse import assignments
-from hnerv_lib.utils.precision import cpu_model, describe, resolve
+from hnerv_lib.utils.precision import cpu_flags, cpu_model, describe, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,7 +156,7 @@ def machine() -> dict[str, Any]:
             return "not installed"
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpu_cores": os.cpu_count(), "gpu": gpu, "platform": platform.platform(),
             "python": platform.python_version(), "packages": {n: ver(n) for n in PACKAGES}}
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from hnerv_lib.utils import io
 
 # Per notebook: its title, the tables and the figures the summary shows (the rest stay one link away).
@@ -30,6 +32,24 @@ KEY_ITEMS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "07_rate_distortion": ("Rate-distortion against codecs", ("07_bd_rate", "07_clip_cost", "07_verdict"),
                            ("07_rate_distortion",)),
 }
+
+
+# What a reader sees first: the codec question (rate-distortion against real codecs) and the fair
+# comparison, then every generated verdict (each states its intervals), then the figures that carry the
+# most information; the per-notebook sections below repeat none of them.
+LEAD_FIGURES = ("07_rate_distortion", "05_unseen_fair")
+LEAD_TABLES = ("05_comparison", "05_unseen_fair", "07_bd_rate")
+INFORMATIVE_FIGURES = ("05_comparison", "00_target_similarity", "01_per_frame", "01_clip_map", "02_error_maps",
+                       "02_clip_map", "02_continuous_queries", "04_pareto")
+
+
+def _verdict(report_dir: Path, stem: str) -> list[str]:
+    """The notebook's generated verdict as a paragraph (its text, without the table around it)."""
+    csv = report_dir / "tables" / f"{stem[:2]}_verdict.csv"
+    if not csv.is_file():
+        return []
+    text = str(pd.read_csv(csv).iloc[0, 0])
+    return [f"**{stem[:2]} · {KEY_ITEMS[stem][0]}.** {text}", ""]
 
 
 def _figure(report_dir: Path, name: str) -> list[str]:
@@ -59,7 +79,8 @@ def provenance_rows(prov: dict[str, Any]) -> list[str]:
     """The provenance table: commit, machine, package versions, wall time and peak memory per notebook."""
     rows = ["| item | value |", "|---|---|",
             f"| git commit | `{prov.get('git_commit', '?')}` |", f"| made (UTC) | {prov.get('made_utc', '?')} |",
-            f"| CPU | {prov.get('cpu', '?')} ({prov.get('cpu_cores', '?')} cores) |", f"| GPU | {prov.get('gpu', 'none')} |",
+            f"| CPU | {prov.get('cpu', '?')} ({prov.get('cpu_cores', '?')} cores) |",
+            f"| CPU flags | {prov.get('cpu_flags', 'not recorded')} |", f"| GPU | {prov.get('gpu', 'none')} |",
             f"| platform | {prov.get('platform', '?')} |", f"| python | {prov.get('python', '?')} |"]
     hw = prov.get("hardware")
     if hw:
@@ -87,8 +108,18 @@ def write_summary(report_dir: str | Path) -> Path:
     prov = io.load_json(report_dir / "provenance.json") if (report_dir / "provenance.json").is_file() else {}
     profile = prov.get("profile", report_dir.name)
     lines = [f"# Report summary — profile `{profile}`", "",
-             "Key tables and figures of the notebooks below; each executed notebook (`.ipynb`, `.html`) and every "
-             "table (`tables/`, CSV + Markdown) sits beside this file.", "", _teacher_line(report_dir), ""]
+             "The codec question and the fair comparison first, then every generated verdict, the most informative "
+             "figures, and the key tables of each notebook; each executed notebook (`.ipynb`, `.html`) and every "
+             "table (`tables/`, CSV + Markdown) sits beside this file.", "", _teacher_line(report_dir), "",
+             "## Rate-distortion and the fair comparison", ""]
+    lines += [x for name in LEAD_FIGURES for x in _figure(report_dir, name)]
+    lines += [x for name in LEAD_TABLES for x in _table(report_dir, name)]
+    lines += ["## Verdicts (generated from the numbers; a winner only where 95 % intervals separate)", ""]
+    lines += [x for stem in KEY_ITEMS for x in _verdict(report_dir, stem)]
+    lines += ["## Figures", ""]
+    lines += [x for name in INFORMATIVE_FIGURES for x in _figure(report_dir, name)]
+    shown = {*LEAD_TABLES, *(f"{stem[:2]}_verdict" for stem in KEY_ITEMS)}
+    drawn = {*LEAD_FIGURES, *INFORMATIVE_FIGURES}
     for stem, (title, tables, figures) in KEY_ITEMS.items():
         lines += [f"## {stem[:2]} · {title}", ""]
         if not (report_dir / f"{stem}.ipynb").is_file():
@@ -96,9 +127,9 @@ def write_summary(report_dir: str | Path) -> Path:
             continue
         lines += [f"Notebook: [{stem}.html]({stem}.html)", ""]
         for name in tables:
-            lines += _table(report_dir, name)
+            lines += [] if name in shown else _table(report_dir, name)
         for name in figures:
-            lines += _figure(report_dir, name)
+            lines += [] if name in drawn else _figure(report_dir, name)
     lines += ["## Provenance", "", *provenance_rows(prov), ""]
     target = report_dir / "summary.md"
     with io.atomic_path(target) as tmp:

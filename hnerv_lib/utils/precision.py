@@ -92,6 +92,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")  # what decides a CPU's kernels here
+
+
+def cpu_flags() -> str:
+    """Which of :data:`FLAGS` this CPU has (``/proc/cpuinfo``), space-separated ("unknown" off Linux), plus
+    any kernel override in the environment (``ONEDNN_MAX_CPU_ISA=AVX2``) that makes it run as a lesser CPU."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        have = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+        found = " ".join(f for f in FLAGS if f in have) or "none of " + ", ".join(FLAGS)
+    except OSError:
+        found = "unknown"
+    forced = [f"{name}={os.environ[name]}" for name in KERNEL_ENV if os.environ.get(name)]
+    return found + (f" (kernels limited: {', '.join(forced)})" if forced else "")
+
+
 def machine_key() -> dict[str, object]:
     """What the CPU probe's answer depends on; its hash names the cache file.
 

@@ -68,3 +68,23 @@ def test_provenance_says_which_commit_made_each_notebook(tmp_path):
     rows = "\n".join(provenance_rows(prov))
     assert "| 00_data_prep.ipynb | 50.0 |  | `aaa111` | 2026-11-22 08:54 | fp32 (before precision: auto) |" in rows
     assert "`bbb222` | 2026-12-04 03:00 | bf16 + channels_last |" in rows and "made at different commits" in rows
+
+
+def test_summary_leads_with_rate_distortion_and_the_fair_comparison_then_verdicts(tmp_path):
+    rd = _report(tmp_path)
+    for stem in ("05_comparison", "07_rate_distortion"):
+        (rd / f"{stem}.ipynb").write_text("{}")
+    save_table(pd.DataFrame({"design": ["patch"], "psnr_val": [20.1]}), rd, "05_comparison", "The fair comparison")
+    save_table(pd.DataFrame({"verdict": ['Under equal parameters: "patch" wins.']}), rd, "05_verdict", "Verdict")
+    save_table(pd.DataFrame({"verdict": ["HNeRV needs 80 % more bits."]}), rd, "07_verdict", "Verdict")
+    fig, ax = plt.subplots()
+    save_figure(fig, rd, "07_rate_distortion", "RD curves")
+    plt.close(fig)
+    text = write_summary(rd).read_text()
+    order = [text.index(s) for s in ("![07_rate_distortion]", "**The fair comparison**", "## Verdicts",
+                                     "**05 · Full frame vs patch, compared fairly.** Under equal parameters: \"patch\" wins.",
+                                     "**07 · Rate-distortion against codecs.** HNeRV needs 80 % more bits.",
+                                     "## 00 ·", "## Provenance")]
+    assert order == sorted(order)
+    assert text.count("**The fair comparison**") == 1 and text.count("![07_rate_distortion]") == 1  # not repeated below
+    assert "| CPU flags |" in text
