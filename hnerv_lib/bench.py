@@ -3,11 +3,14 @@
     python -m hnerv_lib.bench train --model full --profile cpu --epochs 3 --repeats 3
     python -m hnerv_lib.bench train --model patch --profile cpu --epochs 2 --set precision=bf16
     python -m hnerv_lib.bench precision --profile quick      # ms/step of each precision vs auto's pick
+    python -m hnerv_lib.bench machine                        # GEMM and 3x3-conv GFLOP/s, CPU flags
 
 Prints one JSON object: params, seconds per epoch (median over epochs of the median run), ms per
 step, frames/s (and patches/s for the patch model), peak RSS, final PSNR, every run's numbers, and
 the precision and memory format the runs used with the reason (``precision=auto``, the default, is
-decided by a probe of this machine: utils/precision.py).
+decided by a probe of this machine: utils/precision.py). ``train`` also gives the FLOPs of a step
+(forward and backward, counted), the GFLOP/s it achieved, this process's GEMM GFLOP/s at the same
+precision, and their ratio.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from hnerv_lib.report.params import TrainingParams, from_namespace, load_profile
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.trainer import prepare, train
 from hnerv_lib.utils.cli import add_debug_flag, guarded
+from hnerv_lib.utils.flops import count_flops, gemm_gflops, machine_peak
 from hnerv_lib.utils.memory import peak_rss_mb
 from hnerv_lib.utils.timing import time_call
-from hnerv_lib.utils.precision import cpu_model
+from hnerv_lib.utils.precision import cpu_flags, cpu_model
 
 # (model, profile) -> training preset; the cpu pair are the configurations measured with the
 # original HNeRV code and the research fork's patch trainer on this machine kind (anchors.md).
@@ -58,6 +62,9 @@ def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrid
     items = train_frames * (cfg.grid[0] * cfg.grid[1] if model == "patch" else 1)
     steps = math.ceil(items / cfg.batch_size)
     s_epoch = best["seconds_per_epoch"]
+    gflop_epoch = flops_per_item(replace(cfg, precision=best["precision"], channels_last=best["channels_last"]),
+                                 cache_dir) * items / 1e9
+    gemm = gemm_gflops(precision=best["precision"])  # this process, these threads: the step's yardstick
     out = {
         "bench": "train", "model": model, "profile": profile, "preset": preset, "overrides": overrides or [],
         "params": best["params"], "epochs": epochs, "repeats": repeats,
@@ -70,6 +77,9 @@ def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrid
         "device": cfg.device, "precision_asked": cfg.precision, "channels_last_asked": cfg.channels_last,
         "precision": best["precision"], "channels_last": best["channels_last"],
         "precision_reason": best["precision_reason"],
+        "gflop_per_step": round(gflop_epoch / items * cfg.batch_size, 2), "gflop_per_epoch": round(gflop_epoch, 1),
+        "achieved_gflops": round(gflop_epoch / s_epoch, 1), f"machine_gemm_{best['precision']}_gflops": round(gemm, 1),
+        "achieved_over_gemm": round(gflop_epoch / s_epoch / gemm, 3), "cpu_flags": cpu_flags(),
     }
     if model == "patch":
         out["patches_per_s"] = round(train_frames * cfg.grid[0] * cfg.grid[1] / s_epoch, 1)
@@ -79,8 +89,9 @@ def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrid
 SETTINGS = ("fp32", "fp32+CL", "bf16", "bf16+CL")
 
 
-def _step_ms(cfg, steps: int, warmup: int, cache_dir: str) -> float:
-    """Median ms of ``steps`` optimiser steps (forward, loss, backward, Adam) after ``warmup`` untimed ones."""
+def _training_step(cfg, cache_dir: str):
+    """(one optimiser step of ``cfg`` on its first batch: forward, loss, backward, Adam; the batch size;
+    the device). The step runs at the precision and memory format the run resolves to."""
     s = prepare(cfg, torch.device(cfg.device), cache_dir, progress=False)
     model, items = s.model.train(), torch.arange(min(cfg.batch_size, s.task.num_items()), device=s.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -92,8 +103,20 @@ def _step_ms(cfg, steps: int, warmup: int, cache_dir: str) -> float:
         loss.total.backward()
         opt.step()
 
-    sync = torch.cuda.synchronize if s.device.type == "cuda" else None
+    return step, len(items), s.device
+
+
+def _step_ms(cfg, steps: int, warmup: int, cache_dir: str) -> float:
+    """Median ms of ``steps`` optimiser steps after ``warmup`` untimed ones."""
+    step, _, device = _training_step(cfg, cache_dir)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
     return time_call(step, steps, warmup, sync)[0].median_s * 1e3
+
+
+def flops_per_item(cfg, cache_dir: str) -> float:
+    """FLOPs of one training item (a frame, or a patch) in a training step, forward and backward."""
+    step, batch, _ = _training_step(cfg, cache_dir)
+    return count_flops(step) / batch
 
 
 def bench_precision(profile: str, steps: int = 10, warmup: int = 3, params_dir: str = "params",
@@ -135,7 +158,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     pr.add_argument("--steps", type=int, default=10, help="timed steps per setting (median reported)")
     pr.add_argument("--warmup", type=int, default=3)
     pr.add_argument("--cache-dir", default="data/cache")
-    for command in (tr, pr):
+    ma = sub.add_parser("machine", help="this machine's measured GEMM and 3x3-conv GFLOP/s and its CPU flags")
+    ma.add_argument("--no-bf16", action="store_true", help="fp32 only")
+    ma.add_argument("--n", type=int, default=2048, help="GEMM size n (n x n by n x n)")
+    for command in (tr, pr, ma):
         add_debug_flag(command)
     args = ap.parse_args(argv)
     return guarded("python -m hnerv_lib.bench", lambda: _run(args), args)
@@ -144,6 +170,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.what == "precision":
         result = bench_precision(args.profile, args.steps, args.warmup, cache_dir=args.cache_dir)
+    elif args.what == "machine":
+        result = {"bench": "machine", **machine_peak(bf16=not args.no_bf16, n=args.n)}
     else:
         result = bench_train(args.model, args.profile, args.epochs, args.repeats, args.set, args.cache_dir)
     print(json.dumps(result, indent=2))

@@ -6,10 +6,10 @@ import copy
 from typing import Any, Callable, Sequence
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params
+from hnerv_lib.utils.flops import count_flops
 from hnerv_lib.utils.memory import peak_tensor_mb
 from hnerv_lib.utils.timing import time_call
 from hnerv_lib.eval.verdict import t_interval  # noqa: F401  (re-exported: the study and its tests import it here)
@@ -37,11 +37,9 @@ def flops_per_clip(model: LSViTForAction) -> int:
     was_training = model.training
     model.train()
     try:
-        with FlopCounterMode(display=False) as counter:
-            model(example_clip(model))
+        return count_flops(lambda: model(example_clip(model)))
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops())
 
 
 def scale_table(frames: int = 16, image_size: int = 224, patch_size: int = 16, tubelets: Sequence[int] = (1, 2, 4),
