@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from hnerv_lib.eval.verdict import Estimate, judge
+from hnerv_lib.eval.verdict import Estimate, judge, t_interval
 from hnerv_lib.data.split import SplitIndices
 
 EPS = 1e-8
@@ -147,6 +147,35 @@ def clip_table(pred: torch.Tensor, target: torch.Tensor, split: SplitIndices, bl
     return pd.DataFrame(rows)
 
 
+def clip_table_over_seeds(tables: Sequence[pd.DataFrame], level: float = 0.95) -> pd.DataFrame:
+    """One :func:`clip_table` from the tables of several training seeds of one model.
+
+    The model's rows become means over seeds, and their ``ci_low``/``ci_high`` the 95 % Student-t
+    interval of the centred cosine over seeds. The baselines know nothing of the model and are the same
+    in every seed, so they keep their block bootstrap over frames. The ``interval`` and ``seeds`` columns
+    say which each row holds; one table passes through with its bootstrap named.
+    """
+    if not tables:
+        raise ValueError("clip_table_over_seeds needs at least one table")
+    first, n = tables[0], len(tables)
+    out = first.copy()
+    out["seeds"] = n
+    out["interval"] = "block bootstrap over frames" + ("" if n == 1 else " (no seed dependence)")
+    if n == 1:
+        return out
+    stacked = pd.concat(tables, ignore_index=True)
+    numeric = [c for c in first.columns if pd.api.types.is_numeric_dtype(first[c]) and c not in ("ci_low", "ci_high")]
+    for i, row in first.iterrows():
+        if row["predictor"] != "model":
+            continue
+        same = stacked[(stacked["split"] == row["split"]) & (stacked["predictor"] == "model")]
+        mean, half = t_interval(same["centred_cos"], level)
+        out.loc[i, numeric] = same[numeric].mean()
+        out.loc[i, ["centred_cos", "ci_low", "ci_high"]] = [mean, mean - half, mean + half]
+        out.loc[i, "interval"] = f"t over {n} seeds"
+    return out
+
+
 def effective_rank(matrix: torch.Tensor) -> float:
     """Roy & Vetterli's effective rank: exp of the entropy of the normalised singular values (1 = one direction)."""
     s = torch.linalg.svdvals(matrix.double())
@@ -199,14 +228,16 @@ def clip_verdict(table: pd.DataFrame) -> str:
         ci_m, ci_b = (m["ci_low"], m["ci_high"]), (b["ci_low"], b["ci_high"])
         name = "seen frames" if role == "train" else "unseen frames"
         blocks = m.get("frames", MIN_BLOCKS * 10) / m.get("block", 1)
-        if blocks < MIN_BLOCKS:
+        over_seeds = str(m.get("interval", "")).startswith("t over")  # the seeds' interval needs no frame blocks
+        if blocks < MIN_BLOCKS and not over_seeds:
             parts.append(f"On {name} there are too few frames ({m.get('frames')}) for a block-bootstrap interval: no verdict "
                          f"(centred cosine {m['centred_cos']:.3f} vs {b['centred_cos']:.3f}).")
             continue
         outcome = judge(Estimate(m["centred_cos"], *ci_m), Estimate(b["centred_cos"], *ci_b))
         words = {1: "beats the per-position-mean baseline", -1: "is worse than the per-position-mean baseline"}.get(
             outcome, "shows no difference from the per-position-mean baseline at this budget")
-        parts.append(f"On {name} the model {words} (centred cosine {m['centred_cos']:.3f} [{ci_m[0]:.3f}, {ci_m[1]:.3f}] vs "
+        how = f", 95 % {m['interval']}" if over_seeds else ""
+        parts.append(f"On {name} the model {words} (centred cosine {m['centred_cos']:.3f} [{ci_m[0]:.3f}, {ci_m[1]:.3f}]{how} vs "
                      f"{b['centred_cos']:.3f} [{ci_b[0]:.3f}, {ci_b[1]:.3f}]); retrieval top-1 {m['top1']:.3f} "
                      f"(chance {m['chance_top1']:.3f}).")
     return " ".join(parts)

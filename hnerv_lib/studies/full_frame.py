@@ -75,7 +75,8 @@ def run(params: Any) -> FullFrameResults:
         rgb, _ = s.task.reconstruct(model, torch.tensor(shown))
         _, clip = s.task.reconstruct(model, torch.arange(s.task.num_frames))
     targets = None if s.task.targets is None else s.task.targets.cpu()
-    table = None if targets is None else training.verification(clip, targets, split, cfg.model_config().kind)
+    table = None if targets is None else training.verification_over_seeds(
+        params, FAMILY, training.verification(clip, targets, split, cfg.model_config().kind))
     qcfg = QuantConfig(model_bits=params.model_bits, embed_bits=params.embed_bits)
     stats = first.compress(qcfg=qcfg, cache_dir=params.cache_dir, device=params.device)
     frames = s.task.frames.cpu()

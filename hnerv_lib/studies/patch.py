@@ -142,7 +142,8 @@ def run(params: Any) -> PatchResults:
     per_patch = PE.per_patch_table(task, model, split)
     with torch.no_grad():
         clip = task.reconstruct(model, torch.arange(task.num_frames))[1] if has_clip else None
-    table = training.verification(clip, task.targets, split, "patch") if has_clip else None
+    table = training.verification_over_seeds(P, FAMILY, training.verification(clip, task.targets, split, "patch")) \
+        if has_clip else None
     shown = spread(split.train, split.val, P.show_frames)
     show = torch.tensor(shown)
     eval_ids = torch.tensor(sorted(split.train + split.val))

@@ -14,11 +14,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from hnerv_lib.eval.clip_metrics import centred_cosine, clip_table, clip_verdict, position_means
+from hnerv_lib.eval.clip_metrics import centred_cosine, clip_table, clip_table_over_seeds, clip_verdict, position_means
 from hnerv_lib.eval.unseen import test_time_input
 from hnerv_lib.studies.outputs import Figure, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside, similarity_panel
-from hnerv_lib.studies.seeds import run_seeds, summary_table
+from hnerv_lib.studies.seeds import run_seeds, seed_configs, summary_table
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
 from hnerv_lib.train.setup import Setup
@@ -114,11 +114,26 @@ def verification(clip: torch.Tensor, targets: torch.Tensor, setup_split, kind: s
     return clip_table(clip.cpu(), targets.cpu(), setup_split, test_time_input=test_time_input(kind))
 
 
+def verification_over_seeds(params: Any, family: str, first: pd.DataFrame) -> pd.DataFrame:
+    """The verification table over every training seed of ``family`` (``first``: the first seed's, already
+    computed): the model's rows are means with t intervals over seeds (:func:`clip_table_over_seeds`)."""
+    tables = [first]
+    for cfg in seed_configs(params.train_config(family), params.seeds)[1:]:
+        model, stored, s = Run.of(cfg, params.run_root).load(params.cache_dir, params.device)
+        with torch.no_grad():
+            _, clip = s.task.reconstruct(model.eval(), torch.arange(s.task.num_frames))
+        tables.append(verification(clip, s.task.targets, s.split, stored.model_config().kind))
+    return clip_table_over_seeds(tables)
+
+
 def verification_what(table: pd.DataFrame) -> str:
     """The caption of a CLIP verification table."""
-    return (f"CLIP metrics that can fail: centred cosine (each position's mean training target removed; 95 % "
-            f"block-bootstrap CI, blocks of {table['block'].iloc[0]} frames), retrieval top-1/top-5 among all targets "
-            f"of the split (chance beside), raw cosine last; model vs baselines")
+    seeds = int(table["seeds"].iloc[0]) if "seeds" in table else 1
+    ci = (f"the model's: mean and 95 % t interval over {seeds} training seeds; the baselines': 95 % block-bootstrap "
+          "CI" if seeds > 1 else "95 % block-bootstrap CI")
+    return (f"CLIP metrics that can fail: centred cosine (each position's mean training target removed; {ci}, "
+            f"blocks of {table['block'].iloc[0]} frames), retrieval top-1/top-5 among all targets of the split (chance "
+            "beside), raw cosine last; model vs baselines")
 
 
 def verification_outputs(name: str, table: Optional[pd.DataFrame]) -> list:

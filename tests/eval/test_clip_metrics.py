@@ -112,3 +112,25 @@ def test_clip_verdict_names_a_winner_only_when_intervals_separate():
     for r in rows:
         r.update(frames=4, block=2)
     assert "too few frames (4) for a block-bootstrap interval: no verdict" in clip_verdict(pd.DataFrame(rows))
+
+
+def test_over_seeds_the_model_gets_a_t_interval_and_the_baselines_keep_theirs():
+    from hnerv_lib.eval.clip_metrics import clip_table_over_seeds, clip_verdict
+
+    g = torch.Generator().manual_seed(3)
+    target = torch.randn(12, 4, 16, generator=g)
+    split = Split.parse("6_6_10").indices(12)
+    tables = [clip_table(target + s * torch.randn(12, 4, 16, generator=g), target, split, n_boot=50) for s in (0.5, 0.6, 0.7)]
+    both = clip_table_over_seeds(tables)
+    model = both[(both.predictor == "model") & (both.split == "train")].iloc[0]
+    seeds = [t[(t.predictor == "model") & (t.split == "train")].iloc[0]["centred_cos"] for t in tables]
+    assert model["centred_cos"] == pytest.approx(sum(seeds) / 3) and model["interval"] == "t over 3 seeds"
+    assert model["ci_low"] < min(seeds) and model["ci_high"] > max(seeds)  # a t interval over 3 values is wide
+    base = both[(both.predictor == "shuffled") & (both.split == "train")].iloc[0]
+    first = tables[0][(tables[0].predictor == "shuffled") & (tables[0].split == "train")].iloc[0]
+    assert (base["ci_low"], base["ci_high"]) == (first["ci_low"], first["ci_high"])
+    assert base["interval"] == "block bootstrap over frames (no seed dependence)" and set(both["seeds"]) == {3}
+    # 8 seen frames are too few blocks for a bootstrap verdict, but the seeds' interval needs none
+    assert "95 % t over 3 seeds" in clip_verdict(both) and "too few frames" not in clip_verdict(both).split("unseen")[0]
+    single = clip_table_over_seeds(tables[:1])
+    assert set(single["interval"]) == {"block bootstrap over frames"} and single["centred_cos"].equals(tables[0]["centred_cos"])
