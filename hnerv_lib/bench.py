@@ -4,6 +4,7 @@
     python -m hnerv_lib.bench train --model patch --profile cpu --epochs 2 --set precision=bf16
     python -m hnerv_lib.bench precision --profile quick      # ms/step of each precision vs auto's pick
     python -m hnerv_lib.bench machine                        # GEMM and 3x3-conv GFLOP/s, CPU flags
+    python -m hnerv_lib.bench profile --model full --profile cpu --set precision=fp32   # where a step's time goes
 
 Prints one JSON object: params, seconds per epoch (median over epochs of the median run), ms per
 step, frames/s (and patches/s for the patch model), peak RSS, final PSNR, every run's numbers, and
@@ -27,7 +28,7 @@ import torch
 
 from hnerv_lib.report.params import TrainingParams, from_namespace, load_profile
 from hnerv_lib.train.config import apply_overrides, get_train_preset
-from hnerv_lib.train.trainer import prepare, train
+from hnerv_lib.train.trainer import make_optimizer, prepare, train
 from hnerv_lib.utils.cli import add_debug_flag, guarded
 from hnerv_lib.utils.flops import count_flops, gemm_gflops, machine_peak
 from hnerv_lib.utils.memory import peak_rss_mb
@@ -91,10 +92,10 @@ SETTINGS = ("fp32", "fp32+CL", "bf16", "bf16+CL")
 
 def _training_step(cfg, cache_dir: str):
     """(one optimiser step of ``cfg`` on its first batch: forward, loss, backward, Adam; the batch size;
-    the device). The step runs at the precision and memory format the run resolves to."""
+    the run's Setup). The step runs at the precision and memory format the run resolves to."""
     s = prepare(cfg, torch.device(cfg.device), cache_dir, progress=False)
     model, items = s.model.train(), torch.arange(min(cfg.batch_size, s.task.num_items()), device=s.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg.lr, s.device)
 
     def step() -> None:
         with s.hardware.autocast(s.device):
@@ -103,13 +104,13 @@ def _training_step(cfg, cache_dir: str):
         loss.total.backward()
         opt.step()
 
-    return step, len(items), s.device
+    return step, len(items), s
 
 
 def _step_ms(cfg, steps: int, warmup: int, cache_dir: str) -> float:
     """Median ms of ``steps`` optimiser steps after ``warmup`` untimed ones."""
-    step, _, device = _training_step(cfg, cache_dir)
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    step, _, s = _training_step(cfg, cache_dir)
+    sync = torch.cuda.synchronize if s.device.type == "cuda" else None
     return time_call(step, steps, warmup, sync)[0].median_s * 1e3
 
 
@@ -117,6 +118,68 @@ def flops_per_item(cfg, cache_dir: str) -> float:
     """FLOPs of one training item (a frame, or a patch) in a training step, forward and backward."""
     step, batch, _ = _training_step(cfg, cache_dir)
     return count_flops(step) / batch
+
+
+# the profiler's ops that do a convolution's arithmetic (their self time is the kernel's time)
+CONV_FORWARD = ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::thnn_conv2d", "aten::_nnpack_spatial_convolution")
+CONV_BACKWARD = ("aten::convolution_backward",)
+
+
+def _conv_gflop(event, out_numel: dict[tuple, int]) -> Optional[float]:
+    """GFLOP of one call of a profiled convolution op (both gradients for a backward), from its shapes."""
+    shapes = event.input_shapes
+    if event.key in CONV_BACKWARD and len(shapes) > 2 and len(shapes[2]) == 4:
+        grad_out, weight = shapes[0], shapes[2]
+        return 2 * 2 * math.prod(grad_out) * math.prod(weight[1:]) / 1e9
+    if event.key in CONV_FORWARD and len(shapes) > 1 and tuple(shapes[1]) in out_numel:
+        return 2 * out_numel[tuple(shapes[1])] * math.prod(shapes[1][1:]) / 1e9
+    return None
+
+
+def bench_profile(model: str, profile: str, steps: int = 4, warmup: int = 3, top: int = 15,
+                  overrides: Optional[list[str]] = None, cache_dir: str = "data/cache") -> dict[str, Any]:
+    """Where one training step of the benchmark preset spends its time: torch.profiler's self CPU time per
+    op and input shape (ms per step, share of the step), summed into convolution forward, convolution
+    backward and the rest, with each convolution's achieved GFLOP/s."""
+    if (model, profile) not in BENCH_PRESETS:
+        raise ValueError(f"no benchmark for model {model!r} at profile {profile!r}; known: {sorted(BENCH_PRESETS)}")
+    for name, value in (("steps", steps), ("top", top)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1; got {value}")
+    cfg = apply_overrides(get_train_preset(BENCH_PRESETS[(model, profile)]), overrides or [])
+    step, batch, s = _training_step(cfg, cache_dir)
+    wall, _ = time_call(step, max(steps, 5), warmup)  # the unprofiled step, for the profiler's overhead
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            step()
+    events = [e for e in prof.key_averages(group_by_input_shape=True) if e.self_cpu_time_total > 0]
+    total_ms = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
+    out_numel = {tuple(e.input_shapes[2]): math.prod(e.input_shapes[0]) for e in events
+                 if e.key in CONV_BACKWARD and len(e.input_shapes) > 2}
+
+    def ms(e) -> float:
+        return e.self_cpu_time_total / 1e3 / steps
+
+    def group(keys) -> float:
+        return round(sum(ms(e) for e in events if e.key in keys), 1)
+
+    rows = []
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
+        gflop = _conv_gflop(e, out_numel)
+        rows.append({"op": e.key, "shapes": ", ".join("x".join(map(str, x)) for x in e.input_shapes[:3] if x), "ms_per_step": round(ms(e), 2),
+                     "calls_per_step": e.count // steps, "share": round(ms(e) / total_ms, 3),
+                     "gflops": round(gflop * e.count / steps / (ms(e) / 1e3), 1) if gflop else None})
+    conv_fwd, conv_bwd = group(CONV_FORWARD), group(CONV_BACKWARD)
+    return {
+        "bench": "profile", "model": model, "profile": profile, "overrides": overrides or [], "batch": batch,
+        "precision": s.hardware.precision, "channels_last": s.hardware.channels_last,
+        "ms_per_step_unprofiled": round(wall.median_s * 1e3, 1), "ms_per_step_profiled_ops": round(total_ms, 1),
+        "conv_forward_ms": conv_fwd, "conv_backward_ms": conv_bwd,
+        "other_ms": round(total_ms - conv_fwd - conv_bwd, 1), "conv_share": round((conv_fwd + conv_bwd) / total_ms, 3),
+        "backward_over_forward": round(conv_bwd / conv_fwd, 2) if conv_fwd else None,
+        "top_ops": rows, "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(), "device": str(s.device),
+    }
 
 
 def bench_precision(profile: str, steps: int = 10, warmup: int = 3, params_dir: str = "params",
@@ -161,7 +224,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     ma = sub.add_parser("machine", help="this machine's measured GEMM and 3x3-conv GFLOP/s and its CPU flags")
     ma.add_argument("--no-bf16", action="store_true", help="fp32 only")
     ma.add_argument("--n", type=int, default=2048, help="GEMM size n (n x n by n x n)")
-    for command in (tr, pr, ma):
+    po = sub.add_parser("profile", help="where a training step's time goes: self time per op, convolutions summed")
+    po.add_argument("--model", choices=["full", "patch"], default="full")
+    po.add_argument("--profile", choices=["smoke", "cpu", "paper"], default="cpu")
+    po.add_argument("--steps", type=int, default=4, help="profiled steps (times are per step)")
+    po.add_argument("--top", type=int, default=15, help="how many ops to list, by self time")
+    po.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    po.add_argument("--cache-dir", default="data/cache")
+    for command in (tr, pr, ma, po):
         add_debug_flag(command)
     args = ap.parse_args(argv)
     return guarded("python -m hnerv_lib.bench", lambda: _run(args), args)
@@ -170,6 +240,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.what == "precision":
         result = bench_precision(args.profile, args.steps, args.warmup, cache_dir=args.cache_dir)
+    elif args.what == "profile":
+        result = bench_profile(args.model, args.profile, args.steps, top=args.top, overrides=args.set,
+                               cache_dir=args.cache_dir)
     elif args.what == "machine":
         result = {"bench": "machine", **machine_peak(bf16=not args.no_bf16, n=args.n)}
     else:

@@ -22,3 +22,22 @@ def test_bench_machine_prints_gemm_and_conv_rates(capsys):
     assert main(["machine", "--no-bf16", "--n", "64"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["bench"] == "machine" and out["gemm_fp32_gflops"] > 0 and out["conv3x3_fp32_gflops"] > 0
+
+
+def test_bench_profile_splits_the_step_into_convolutions_and_the_rest(smoke_cache, capsys):
+    assert main(["profile", "--model", "full", "--profile", "smoke", "--steps", "2", "--top", "6", "--set",
+                 "precision=fp32", "--set", "channels_last=false", "--cache-dir", str(smoke_cache)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bench"] == "profile" and (out["precision"], out["channels_last"]) == ("fp32", False)
+    assert out["conv_forward_ms"] > 0 and out["conv_backward_ms"] > 0 and out["other_ms"] >= 0
+    parts = out["conv_forward_ms"] + out["conv_backward_ms"] + out["other_ms"]
+    assert parts == pytest.approx(out["ms_per_step_profiled_ops"], abs=0.5)
+    rows = out["top_ops"]
+    assert len(rows) == 6 and [r["ms_per_step"] for r in rows] == sorted((r["ms_per_step"] for r in rows), reverse=True)
+    convs = [r for r in rows if r["op"] == "aten::convolution_backward"]
+    assert convs and all(r["gflops"] > 0 and "x" in r["shapes"] for r in convs)
+
+
+def test_bench_profile_refuses_zero_steps_before_any_work(capsys):
+    assert main(["profile", "--model", "full", "--profile", "smoke", "--steps", "0"]) != 0
+    assert "steps must be >= 1; got 0" in capsys.readouterr().err

@@ -118,7 +118,55 @@ class Sliding:
         return {"kind": "sliding", "size": list(self.size), "stride": list(self.stride), "edge": self.edge}
 
 
-Geometry = Union[Grid, Sliding]
+@dataclass(frozen=True)
+class WindowPool:
+    """Training windows of the patch model that go beyond the grid: ``per_frame`` windows per frame.
+
+    Each frame's pool holds the grid's ``rows`` x ``cols`` tiles first (so the on-grid positions stay
+    trained), then ``per_frame - rows * cols`` windows of the tile size whose top-left corners are drawn
+    uniformly over every integer position where a window fits. Integer, not sub-pixel: a window's
+    pixel target is then the frame's own pixels (a bilinear crop would blur it) and the CLIP teacher sees
+    real pixels; one pixel is 1/80 of a quick-profile patch, finer than any offset the evaluation asks.
+    The draw uses a generator seeded with ``seed``, so the pool is a function of its fields, the frame
+    size and the frame count alone: it can name a cache entry of teacher embeddings.
+    """
+
+    rows: int = 2
+    cols: int = 4
+    per_frame: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        grid = self.grid()  # validates rows and cols
+        if self.per_frame < grid.rows * grid.cols:
+            raise ValueError(f"a window pool holds the {self.rows}x{self.cols} grid's {self.rows * self.cols} tiles "
+                             f"and more: per_frame must be >= {self.rows * self.cols}; got {self.per_frame}")
+
+    def grid(self) -> Grid:
+        """The grid whose tiles open every frame's pool (and whose tile size every window has)."""
+        return Grid(self.rows, self.cols)
+
+    def patch_hw(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
+        """The windows' size: the grid's tile."""
+        return self.grid().patch_hw(frame_hw)
+
+    def windows_per_frame(self, frame_hw: tuple[int, int], num_frames: int) -> list[list[Window]]:
+        """One list of ``per_frame`` windows per frame: the grid's tiles, then the random positions."""
+        if num_frames < 1:
+            raise ValueError(f"a window pool needs at least one frame; got num_frames={num_frames}")
+        tiles, (ph, pw), (h, w) = self.grid().windows(frame_hw), self.patch_hw(frame_hw), frame_hw
+        extra = self.per_frame - len(tiles)
+        gen = torch.Generator().manual_seed(self.seed)
+        tops = torch.randint(0, h - ph + 1, (num_frames, extra), generator=gen).tolist()
+        lefts = torch.randint(0, w - pw + 1, (num_frames, extra), generator=gen).tolist()
+        return [tiles + [Window(t, l, ph, pw) for t, l in zip(tops[f], lefts[f])] for f in range(num_frames)]
+
+    def to_dict(self) -> dict:
+        """JSON form with a kind tag (used in cache keys)."""
+        return {"kind": "pool", **asdict(self)}
+
+
+Geometry = Union[Grid, Sliding]  # a frame's windows, one list for every frame
 
 
 def geometry_from_dict(d: dict) -> Geometry:
@@ -129,7 +177,9 @@ def geometry_from_dict(d: dict) -> Geometry:
         return Grid(**d)
     if kind == "sliding":
         return Sliding(size=tuple(d["size"]), stride=tuple(d["stride"]), edge=d.get("edge", "exact"))  # older files: exact
-    raise ValueError(f"unknown geometry kind {kind!r}; expected 'grid' or 'sliding'")
+    if kind == "pool":
+        return WindowPool(**d)
+    raise ValueError(f"unknown geometry kind {kind!r}; expected 'grid', 'sliding' or 'pool'")
 
 
 def centers(windows: list[Window], frame_hw: tuple[int, int]) -> torch.Tensor:
@@ -154,6 +204,13 @@ def coords_at(frame_ids: torch.Tensor, num_frames: int, centres_xy: torch.Tensor
 def coords(frame_ids: torch.Tensor, num_frames: int, windows: list[Window], frame_hw: tuple[int, int]) -> torch.Tensor:
     """(T, N, 3) normalized (t, x, y) inputs of the patch model at the centres of ``windows``."""
     return coords_at(frame_ids, num_frames, centers(windows, frame_hw))
+
+
+def pool_coords(windows_per_frame: list[list[Window]], frame_hw: tuple[int, int]) -> torch.Tensor:
+    """(T, K, 3) patch-model inputs (t, x, y) of every frame's own windows (frame f's time, its K centres)."""
+    num_frames = len(windows_per_frame)
+    return torch.stack([coords_at(torch.tensor([f]), num_frames, centers(ws, frame_hw))[0]
+                        for f, ws in enumerate(windows_per_frame)])
 
 
 def extract(frames: torch.Tensor, windows: list[Window]) -> torch.Tensor:

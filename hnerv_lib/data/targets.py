@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from hnerv_lib.data.geometry import Geometry, Window
+from hnerv_lib.data.geometry import Geometry, Window, WindowPool
 from hnerv_lib.data.teacher import (
     Device,
     Teacher,
@@ -122,9 +122,26 @@ def _key(video_key: str, geometry: Any, frame_hw: tuple[int, int], teacher: dict
     return io.stable_hash(fields)
 
 
-def targets_key(video: "Video", geometry: Geometry, spec: TeacherSpec = TeacherSpec()) -> str:
+def _windows(geometry: Geometry | WindowPool, video: "Video") -> WindowList:
+    """The windows a geometry asks targets for: one shared list, or one list per frame for a pool."""
+    if isinstance(geometry, WindowPool):
+        return geometry.windows_per_frame(video.frame_hw, video.num_frames)
+    return geometry.windows(video.frame_hw)
+
+
+def targets_key(video: "Video", geometry: Geometry | WindowPool, spec: TeacherSpec = TeacherSpec()) -> str:
     """Cache key clip_targets would use (resolves "auto" cheaply; builds no teacher, reads no weights but a file's hash)."""
     return _key(video.key, geometry.to_dict(), video.frame_hw, identity(resolve_spec(spec)))
+
+
+def _window_of(stored: Union[dict, list]) -> Union[Window, list[Window]]:
+    """A stored window (a dict), or a frame's list of them (a pool's entry)."""
+    return Window(**stored) if isinstance(stored, dict) else [Window(**w) for w in stored]
+
+
+def _as_json(windows: WindowList) -> list:
+    """Windows (shared, or per frame) as plain dicts."""
+    return [asdict(w) if isinstance(w, Window) else [asdict(v) for v in w] for w in windows]
 
 
 def _load_cached(pt: Path, js: Path, key: str, shape: tuple[int, int]) -> Targets:
@@ -132,7 +149,7 @@ def _load_cached(pt: Path, js: Path, key: str, shape: tuple[int, int]) -> Target
     try:
         payload = torch.load(pt, map_location="cpu", weights_only=True)
         meta = io.load_json(js)
-        emb, windows = payload["emb"], [Window(**w) for w in payload["windows"]]
+        emb, windows = payload["emb"], [_window_of(w) for w in payload["windows"]]
         good = payload["key"] == key and isinstance(emb, torch.Tensor) and tuple(emb.shape[:2]) == shape
     except Exception as err:
         raise ValueError(f"corrupt CLIP-target cache {pt} ({type(err).__name__}: {err}); delete it to recompute") from err
@@ -151,12 +168,14 @@ def _write_cache(pt: Path, js: Path, payload: dict, meta: dict) -> None:
         raise
 
 
-def clip_targets(video: "Video", geometry: Geometry, spec: TeacherSpec = TeacherSpec(),
+def clip_targets(video: "Video", geometry: Geometry | WindowPool, spec: TeacherSpec = TeacherSpec(),
                  cache_dir: Union[str, os.PathLike] = "data/cache", device: Device = "cpu",
                  batch_size: int = 64, progress: bool = True) -> Targets:
-    """Targets (T, N, D) for the geometry's windows of video, cached under cache_dir/targets/<key>.pt."""
-    windows, gdict = geometry.windows(video.frame_hw), geometry.to_dict()
-    shape = (video.num_frames, len(windows))
+    """Targets (T, N, D) for the geometry's windows of video (N = K for a pool's K windows per frame),
+    cached under cache_dir/targets/<key>.pt; the key holds the geometry (a pool's size and seed too)."""
+    windows, gdict = _windows(geometry, video), geometry.to_dict()
+    per_frame = isinstance(geometry, WindowPool)
+    shape = (video.num_frames, len(windows[0]) if per_frame else len(windows))
     key, folder = targets_key(video, geometry, spec), Path(cache_dir) / "targets"
     pt, js = folder / f"{key}.pt", folder / f"{key}.json"
     if pt.is_file() and js.is_file():
@@ -175,7 +194,7 @@ def clip_targets(video: "Video", geometry: Geometry, spec: TeacherSpec = Teacher
             "frame_hw": list(video.frame_hw), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "device": str(teacher.device), "seconds": round(seconds, 3),
             "patches_per_s": round(count / max(seconds, 1e-9), 2)}
-    payload = {"key": key, "emb": emb, "windows": [asdict(w) for w in windows], "geometry": gdict, "teacher": ident}
+    payload = {"key": key, "emb": emb, "windows": _as_json(windows), "geometry": gdict, "teacher": ident}
     _write_cache(pt, js, payload, meta)
     return Targets(emb, windows, gdict, ident, key, meta)
 
@@ -186,9 +205,9 @@ def targets_for_windows(video: "Video", windows_per_frame: WindowList, spec: Tea
     # Not cached on disk: query windows are ad hoc and few, and embedding them takes seconds.
     teacher = load_teacher(spec, device)
     emb = embed_windows(teacher, video.frames, windows_per_frame, batch_size=batch_size, progress=progress)
-    as_json = [asdict(w) if isinstance(w, Window) else [asdict(v) for v in w] for w in windows_per_frame]
     ident = teacher.identity
-    key = io.stable_hash({"video": video.key, "windows": as_json, "teacher": ident, "format": TARGETS_FORMAT})
+    key = io.stable_hash({"video": video.key, "windows": _as_json(windows_per_frame), "teacher": ident,
+                          "format": TARGETS_FORMAT})
     meta = {"key": key, "video_key": video.key, "teacher": ident, "shape": list(emb.shape), "cached": False}
     return Targets(emb, windows_per_frame, {"kind": "custom", "num_windows": emb.shape[1]}, ident, key, meta)
 

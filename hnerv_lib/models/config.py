@@ -209,12 +209,15 @@ class PatchConfig(DecoderConfig):
     ks: KernelSchedule = KernelSchedule(0, 3, 3)  # HNeRV's argparse default, which the CPU fork ran with
     reduce: float = 1.5  # the fork's width divisor per stage
     predict_clip: bool = True  # a patch model always learns its patch's CLIP embedding unless told not to
+    xy_levels: int = 0  # positional-encoding frequencies of x and y (pe_levels stays t's); 0 = pe_levels, the fork's
 
     def __post_init__(self) -> None:
         super().__post_init__()
         owner = type(self).__name__
         object.__setattr__(self, "patch_hw", _ints(owner, "patch_hw", self.patch_hw, 2))
         object.__setattr__(self, "fc_hw", _ints(owner, "fc_hw", self.fc_hw, 2))
+        if isinstance(self.xy_levels, bool) or not isinstance(self.xy_levels, int) or self.xy_levels < 0:
+            raise ValueError(f"{owner}.xy_levels must be an int >= 0 (0: the same as pe_levels); got {self.xy_levels!r}")
         dec = math.prod(self.dec_strides)
         if (self.fc_hw[0] * dec, self.fc_hw[1] * dec) != self.patch_hw:
             raise ValueError(
@@ -228,8 +231,13 @@ class PatchConfig(DecoderConfig):
 
     @property
     def in_channels(self) -> int:
-        """3 coordinates (t, x, y) x sin/cos x ``pe_levels``."""
-        return 3 * 2 * self.pe_levels
+        """sin and cos of t at ``pe_levels`` frequencies and of x and y at ``spatial_levels`` each."""
+        return 2 * self.pe_levels + 2 * 2 * self.spatial_levels
+
+    @property
+    def spatial_levels(self) -> int:
+        """Frequencies of the x and y encodings: ``xy_levels``, or ``pe_levels`` when that is 0."""
+        return self.xy_levels or self.pe_levels
 
 
 ModelConfig = FullFrameConfig | PatchConfig

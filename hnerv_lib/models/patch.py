@@ -24,6 +24,8 @@ class PatchModel(nn.Module):
             raise ValueError(f"PatchModel needs a PatchConfig; got {type(cfg).__name__}")
         self.cfg = cfg
         self.encoder = PositionalEncoding(cfg.pe_base, cfg.pe_levels)
+        # x and y at their own frequencies when asked; otherwise one encoding of (t, x, y), the fork's
+        self.xy_encoder = PositionalEncoding(cfg.pe_base, cfg.xy_levels) if cfg.xy_levels else None
         self.decoder = NeRVDecoder(cfg.in_channels, cfg)
         self.rgb_head = RGBHead(self.decoder.out_ch)
         self.clip_head = (
@@ -31,10 +33,12 @@ class PatchModel(nn.Module):
         )
 
     def embed(self, coords: torch.Tensor) -> torch.Tensor:
-        """(B, 3) coordinates -> (B, 6 * pe_levels, 1, 1) positional encoding."""
+        """(B, 3) coordinates -> (B, in_channels, 1, 1) positional encoding: [t sin, t cos, x sin, x cos, y sin, y cos]."""
         if coords.dim() != 2 or coords.shape[1] != 3:
             raise ValueError(f"PatchModel expects (B, 3) coordinates (t, x, y); got {tuple(coords.shape)}")
-        return self.encoder(coords)[:, :, None, None]
+        if self.xy_encoder is None:
+            return self.encoder(coords)[:, :, None, None]
+        return torch.cat([self.encoder(coords[:, :1]), self.xy_encoder(coords[:, 1:])], dim=1)[:, :, None, None]
 
     def forward(self, coords: torch.Tensor) -> dict[str, Any]:
         """Decode one patch per coordinate triple."""

@@ -134,6 +134,8 @@ class TrainingParams(ReportParams):
     patch_model: str = knob("patch-quick", choices=list_presets)  # patch model preset (its patch size must equal size / grid)
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
+    patch_window_pool: int = 0  # patch model: training windows per frame, the grid's tiles + random positions, one drawn per item (0 = the grid only)
+    patch_xy_levels: int = 0  # patch model: positional-encoding frequencies of x and y (0 = the preset's pe_levels, as t)
     seeds: int = 1  # training seeds per headline run (seed, seed + 1, ...): notebooks 01, 02, 05; intervals need at least 2
 
     def train_config(self, family: str, epochs: Optional[int] = None, **overrides: Any) -> TrainConfig:
@@ -153,7 +155,9 @@ class TrainingParams(ReportParams):
             shared, model=models[family], epochs=epochs,
             batch_size=self.full_batch if full else self.patch_batch,
             clip_warmup_epochs=warmup_epochs(self.clip_warmup_frac, epochs), eval_every=min(self.eval_every, epochs),
-            model_overrides={"predict_clip": self.predict_clip},
+            model_overrides={"predict_clip": self.predict_clip, **({} if full or not self.patch_xy_levels
+                                                                   else {"xy_levels": self.patch_xy_levels})},
+            **({} if full else {"window_pool": self.patch_window_pool}),
         )
         return TrainConfig(**{**base, **overrides})
 

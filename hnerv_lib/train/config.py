@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from hnerv_lib.data.geometry import Grid
+from hnerv_lib.data.geometry import Grid, WindowPool
 from hnerv_lib.data.split import Split
 from hnerv_lib.data.teacher import TeacherSpec, identity
 from hnerv_lib.data.video import VideoSpec
@@ -27,6 +27,9 @@ from hnerv_lib.utils.parse import assignments, knob, normalise_fields, parse_fie
 CONFIG_VERSION = 1  # bump when a field changes meaning
 OUTPUT_ONLY = frozenset({"compress", "model_bits", "embed_bits", "tensorboard"})  # outside the run id: they change no trained number
 DEVICE_PATTERN = r"cpu|cuda(:\d+)?|mps"  # torch devices a run may name
+# Fields added after runs were made: while a field holds this value (which trains exactly as before
+# the field existed) it stays out of the run id, so earlier runs keep their ids and are reused.
+ID_SILENT_DEFAULTS = {"window_pool": 0}
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class TrainConfig:
     loss: str = knob("Fusion6", choices=PIXEL_LOSSES)  # pixel loss: L1, L2, SSIM, Fusion1..Fusion12 (paper: L2; seeds: Fusion6)
     clip_weight: float = 0.2  # lambda of the CLIP loss (seeds: 0.2-0.5)
     clip_warmup_epochs: int = 1  # pixel-only epochs before the CLIP loss starts (seeds: 50 of 300)
+    window_pool: int = 0  # patch model: K training windows per frame (grid tiles + random positions), one drawn per item; 0 = the grid only
     clip_sample: str = knob("center", choices=("center", "area"))  # full-frame CLIP map read at patch centres, or averaged over the "area"
     # --- evaluation and speed -----------------------------------------------------------------
     eval_every: int = 10  # evaluate seen and unseen frames every k epochs (and after the last)
@@ -82,6 +86,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig needs positive epochs/batch_size/eval_every/lr and non-negative "
                              f"clip_weight/clip_warmup_epochs; got {bad or ''} lr={self.lr} "
                              f"clip_weight={self.clip_weight} clip_warmup_epochs={self.clip_warmup_epochs}")
+        if self.window_pool:
+            self.pool()  # validates: at least the grid's tiles
         if self.clip_sample not in ("center", "area"):
             raise ValueError(f"clip_sample must be 'center' or 'area'; got {self.clip_sample!r}")
         prec.check_precision(self.precision)
@@ -111,6 +117,14 @@ class TrainConfig:
     def geometry(self) -> Grid:
         """The CLIP patch grid."""
         return Grid(*self.grid)
+
+    def pool(self) -> Optional[WindowPool]:
+        """The patch model's training windows beyond the grid (``window_pool`` per frame), or None when off."""
+        if self.window_pool == 0:
+            return None
+        if self.window_pool < 0:
+            raise ValueError(f"window_pool must be 0 (off) or at least the grid's tiles; got {self.window_pool}")
+        return WindowPool(*self.grid, per_frame=self.window_pool)
 
     def teacher_spec(self) -> TeacherSpec:
         """The CLIP teacher."""
@@ -142,7 +156,8 @@ class TrainConfig:
         The id hashes the *resolved* precision and memory format, not the word ``auto``: a bf16 run
         made on one machine is not reused as an fp32 run on another.
         """
-        fields = {k: v for k, v in self.resolved().to_dict().items() if k not in OUTPUT_ONLY}
+        fields = {k: v for k, v in self.resolved().to_dict().items()
+                  if k not in OUTPUT_ONLY and (k not in ID_SILENT_DEFAULTS or v != ID_SILENT_DEFAULTS[k])}
         weights = identity(self.teacher_spec())["weights"]
         if weights:  # a teacher read from a file: its contents, not its path, identify the run
             fields["teacher_weights"] = weights["sha256"]

@@ -83,6 +83,10 @@ class FullFrameTask(_Task):
         """Items per epoch."""
         return len(self.train_frames)
 
+    def items_per_epoch(self) -> int:
+        """How many of the ``num_items()`` items an epoch draws (all, but for a patch model's window pool)."""
+        return self.num_items()
+
     def _inputs(self, frame_ids: torch.Tensor) -> torch.Tensor:
         return self.frames[frame_ids] if self.cfg.kind == "hnerv" else G.frame_time(frame_ids, self.num_frames)
 
@@ -105,9 +109,15 @@ class FullFrameTask(_Task):
 
 
 class PatchTask(_Task):
-    """Items are (training frame, patch) pairs, flattened to frame_pos * N + patch."""
+    """Items are (training frame, patch) pairs, flattened to frame_pos * N + patch.
 
-    def __init__(self, cfg: PatchConfig, *args, **kwargs) -> None:
+    With a window pool (``pool``: one list of K windows per frame, the grid's N tiles first) the items
+    are (training frame, pool window) pairs, frame_pos * K + window, and an epoch draws as many of them
+    as the grid has items (``items_per_epoch``), so epochs cost the same with or without the pool.
+    ``targets`` are then the pool's (T, K, D); evaluation keeps reading the grid's first N.
+    """
+
+    def __init__(self, cfg: PatchConfig, *args, pool: Optional[list[list[G.Window]]] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.cfg = cfg
         ph, pw = self.windows[0].height, self.windows[0].width
@@ -118,18 +128,52 @@ class PatchTask(_Task):
         all_frames = torch.arange(self.num_frames, device=self.frames.device)
         self.coords = G.coords(all_frames, self.num_frames, self.windows, self.frame_hw).to(self.frames.device)
         self.n = len(self.windows)
+        self.pool, self.pool_targets = None, None
+        if pool is not None:
+            self._use_pool(pool)
+
+    def _use_pool(self, pool: list[list[G.Window]]) -> None:
+        if len(pool) != self.num_frames or any(ws[: self.n] != self.windows for ws in pool):
+            raise ValueError(f"a window pool needs one list per frame ({self.num_frames}) that starts with the "
+                             f"grid's {self.n} tiles; got {len(pool)} lists")
+        self.pool, self.k = pool, len(pool[0])
+        self.pool_coords = G.pool_coords(pool, self.frame_hw).to(self.frames.device)  # (T, K, 3)
+        self.pool_corners = torch.tensor([[(w.top, w.left) for w in ws] for ws in pool])  # (T, K, 2), on the CPU
+        if self.targets is not None:
+            if tuple(self.targets.shape[:2]) != (self.num_frames, self.k):
+                raise ValueError(f"pool targets must be (T, K) = ({self.num_frames}, {self.k}) embeddings; "
+                                 f"got {tuple(self.targets.shape[:2])}")
+            self.pool_targets, self.targets = self.targets, self.targets[:, : self.n]
 
     def num_items(self) -> int:
-        """Items per epoch: training frames x patches."""
+        """Items to draw from: training frames x patches (x pool windows with a pool)."""
+        return len(self.train_frames) * (self.k if self.pool is not None else self.n)
+
+    def items_per_epoch(self) -> int:
+        """Items an epoch trains on: training frames x grid patches, with or without a pool."""
         return len(self.train_frames) * self.n
 
     def step_loss(self, model: nn.Module, items: torch.Tensor, clip_weight: float) -> StepLoss:
-        """Loss of a batch of (frame, patch) items."""
+        """Loss of a batch of (frame, patch) items, or (frame, pool window) items with a pool."""
+        if self.pool is not None:
+            return self._pool_loss(model, items, clip_weight)
         f, p = self.train_frames[items // self.n], items % self.n
         out = model(self.coords[f, p])
         true_clip = self.targets[f, p] if self.targets is not None else None
         pred_clip = out["clip"] if clip_weight > 0 else None
         return self._combine(out["rgb"], self.patches[f, p], pred_clip, true_clip, clip_weight)
+
+    def _pool_loss(self, model: nn.Module, items: torch.Tensor, clip_weight: float) -> StepLoss:
+        f, k = self.train_frames[items.cpu() // self.k], items.cpu() % self.k
+        ph, pw = self.cfg.patch_hw
+        corners = self.pool_corners[f, k].tolist()
+        pixels = torch.stack([self.frames[fi, :, top : top + ph, left : left + pw]
+                              for fi, (top, left) in zip(f.tolist(), corners)])
+        f, k = f.to(self.frames.device), k.to(self.frames.device)
+        out = model(self.pool_coords[f, k])
+        true_clip = self.pool_targets[f, k] if self.pool_targets is not None else None
+        pred_clip = out["clip"] if clip_weight > 0 else None
+        return self._combine(out["rgb"], pixels, pred_clip, true_clip, clip_weight)
 
     def decode_patches(self, model: nn.Module, coords: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Any (B, N, 3) coordinates -> patches (B, N, 3, ph, pw) and CLIP vectors (B, N, D) or None."""

@@ -71,12 +71,14 @@ def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "dat
         raise ValueError(f"model {cfg.model!r} outputs {model_cfg.frame_hw[0]}x{model_cfg.frame_hw[1]} frames but the "
                          f"video is {video.frame_hw[0]}x{video.frame_hw[1]}: set size or pick a matching preset")
     split = cfg.split_rule().indices(video.num_frames)
-    targets, teacher = None, "none (no CLIP head)"
-    if model_cfg.predict_clip:
-        t = clip_targets(video, cfg.geometry(), cfg.teacher_spec(), cache_dir=cache_dir, progress=progress)
+    targets, teacher, pool = None, "none (no CLIP head)", cfg.pool()
+    if model_cfg.predict_clip:  # with a window pool: every pool window's embedding, the grid's among them
+        t = clip_targets(video, pool or cfg.geometry(), cfg.teacher_spec(), cache_dir=cache_dir, progress=progress)
         targets, teacher = t.emb.to(device), t.describe_teacher()
     windows = cfg.geometry().windows(video.frame_hw)
-    task = make_task(model_cfg, video.float_frames().to(device), targets, windows, split.train, cfg.loss, cfg.clip_sample)
+    extra = {"pool": pool.windows_per_frame(video.frame_hw, video.num_frames)} if pool else {}
+    task = make_task(model_cfg, video.float_frames().to(device), targets, windows, split.train, cfg.loss,
+                     cfg.clip_sample, **extra)
     torch.manual_seed(cfg.seed)  # the same init in every process and every resume
     model = build_model(model_cfg).to(device)
     if cfg.channels_last:
