@@ -192,6 +192,9 @@ class PatchParams(TrainingParams):
     query_offsets: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # continuous queries, in patches
     query_frames: int = 4  # frames scored by continuous queries (their CLIP targets are computed on the fly)
     speed_repeats: int = 5  # decoding-speed repeats; the median is reported
+    twin_window_pool: int = 32  # a twin of the patch model trained on this window pool, shown beside it (0: no twin)
+    twin_xy_levels: int = 8  # the twin's x and y positional-encoding frequencies (0: the preset's)
+    slide_windows: int = 6  # sliding-window picture: windows moved across the top row of one frame
 
 
 @dataclass

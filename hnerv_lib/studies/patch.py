@@ -8,7 +8,7 @@ seed come from the runs' summaries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import matplotlib.pyplot as plt
@@ -35,6 +35,19 @@ VERDICT_WHAT = "Verdict generated from the patch-model tables"
 FAMILY = "patch"
 SEEN = "seen in training"
 SEED_KEYS = ["psnr_train", "psnr_val", "clip_train", "clip_val", "seconds_per_epoch"]
+
+
+@dataclass
+class Twin:
+    """The patch model's twin trained on a window pool (issue 15), scored like it: one seed, first frames."""
+
+    label: str  # "window pool 32, x/y levels 8"
+    summary: dict  # its run summary (params, psnr_train, psnr_val, clip_train, ...)
+    queries: pd.DataFrame  # per (split, offset): mean psnr and clip_sim
+    seams: pd.DataFrame  # per split: seam metrics at the grid's borders
+    error_maps: dict[str, torch.Tensor]  # split -> (H, W) mean squared error per pixel
+    overlap: pd.DataFrame  # plain grid vs overlapped decoding
+    slide: dict  # frame, lefts, truth / grid / twin: (S, 3, ph, pw) windows moved across the frame's top row
 
 
 @dataclass
@@ -66,6 +79,7 @@ class PatchResults:
     targets: Optional[torch.Tensor] = None  # (T, N, D) the teacher's
     split_ids: dict[str, list[int]] = field(default_factory=dict)  # "train" / "val" -> frame indices
     grid: tuple[int, int] = (2, 4)
+    twin: Optional[Twin] = None  # the window-pool twin, when the profile asks for one
 
     @property
     def provenance(self):
@@ -131,6 +145,36 @@ def _queries(params: Any, cfg: TrainConfig, task, model, split, per_patch: pd.Da
     return by_offset, len(ids)
 
 
+def _slide(task, models: dict[str, Any], frame: int, count: int) -> dict:
+    """``count`` windows moved across the top row of ``frame``, decoded by each model, with the truth."""
+    (h, w), (ph, pw) = task.frame_hw, task.cfg.patch_hw
+    lefts = sorted({int(round(x)) for x in torch.linspace(0, w - pw, max(count, 2)).tolist()})
+    wins = [geometry.Window(0, left, ph, pw) for left in lefts]
+    ids = torch.tensor([frame])
+    coords = geometry.coords(ids, task.num_frames, wins, task.frame_hw).to(task.frames.device)
+    out = {"frame": frame, "lefts": lefts, "truth": geometry.extract(task.frames[ids.to(task.frames.device)], wins)[0].cpu()}
+    for name, model in models.items():
+        out[name] = task.decode_patches(model, coords)[0][0].cpu()
+    return out
+
+
+def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[Twin]:
+    """Train (or reuse) the window-pool twin of the profile's patch model and score it the same way."""
+    if not P.twin_window_pool:
+        return None
+    TP = replace(P, patch_window_pool=P.twin_window_pool, patch_xy_levels=P.twin_xy_levels, seeds=1)
+    trained, first = training.train_seeds(TP, FAMILY)
+    twin, cfg, s = training.setup_of(first, TP)
+    per_patch = PE.per_patch_table(s.task, twin, s.split)
+    queries, _ = _queries(TP, cfg, s.task, twin, s.split, per_patch, s.task.targets is not None)
+    seams, maps = _seams(s.task, twin, eval_ids, s.split, P.seam_k)
+    levels = f"x/y levels {P.twin_xy_levels}" if P.twin_xy_levels else "the preset's x/y levels"
+    return Twin(label=f"window pool {P.twin_window_pool}, {levels}", summary=trained.summary, queries=queries,
+                seams=seams, error_maps=maps,
+                overlap=PE.overlap_comparison(s.task, twin, eval_ids, P.seam_k, P.overlap, P.speed_repeats),
+                slide=_slide(task, {"grid": model, "twin": twin}, frame, P.slide_windows))
+
+
 def run(params: Any) -> PatchResults:
     """Train (or reuse) every seed, then score, inspect and time the first seed's model."""
     P = params
@@ -165,7 +209,7 @@ def run(params: Any) -> PatchResults:
         queries=queries, query_frames=n_queried, overlap=overlap, overlap_example=example, speed=speed,
         seam_k=P.seam_k, speed_repeats=P.speed_repeats, has_clip=has_clip, clip=None if clip is None else clip.cpu(),
         targets=task.targets.cpu() if has_clip else None, split_ids={"train": split.train, "val": split.val},
-        grid=tuple(P.grid))
+        grid=tuple(P.grid), twin=_twin(P, model, task, eval_ids, shown[0]))
 
 
 def _value(quality: pd.DataFrame, role: str, col: str) -> float:
@@ -217,7 +261,26 @@ def verdict(results: PatchResults) -> str:
     gain = float(R.overlap.psnr_gain_db.iloc[1])
     said.append(f" Overlapped Hann-blended decoding changes PSNR by {gain:+.2f} dB against plain stitching.")
     said.append(f" CLIP: {clip_verdict(R.verification)}" if R.verification is not None else " No CLIP head was trained.")
+    if R.twin is not None:
+        said.append(" " + _twin_sentence(R))
     return "".join(said)
+
+
+def _off_grid(queries: pd.DataFrame, split: str = "train") -> tuple[float, float]:
+    """(PSNR on the grid centres, worst PSNR strictly between them) of one split's continuous queries."""
+    q = queries[queries.split == split].set_index("offset").psnr
+    between = q[(q.index > 0) & (q.index < 1)]
+    return float(q.get(0.0, float("nan"))), float(between.min()) if len(between) else float("nan")
+
+
+def _twin_sentence(R: PatchResults) -> str:
+    (on_g, off_g), (on_t, off_t) = _off_grid(R.queries), _off_grid(R.twin.queries)
+    gain_t = float(R.twin.overlap.psnr_gain_db.iloc[1])
+    return (f"Its twin trained on a {R.twin.label} (seed {R.trained.cfg.seed}, same epochs) decodes between the grid "
+            f"centres at {off_t:.2f} dB (worst offset, seen frames) against {off_g:.2f} dB, and on them at {on_t:.2f} "
+            f"dB against {on_g:.2f} dB; the stitched unseen frames reach {R.twin.summary.get('psnr_val', float('nan')):.2f} "
+            f"dB against {R.trained.summary.get('psnr_val', float('nan')):.2f} dB, and overlapped decoding changes "
+            f"its PSNR by {gain_t:+.2f} dB.")
 
 
 def _reconstructions_figure(R: PatchResults):
@@ -344,4 +407,74 @@ def outputs(results: PatchResults) -> list[Output]:
               "training seed(s) with the 95 % Student-t interval over seeds in brackets when there are several, the "
               f"rest from seed {T.cfg.seed}", None),
         training.seeds_output("02_seeds", T, SEED_KEYS, "Patch model"),
+        *_twin_outputs(R),
+    ]
+
+
+def _continuity_table(R: PatchResults) -> pd.DataFrame:
+    rows = []
+    for name, summary, queries, seams, overlap in [
+            ("grid-trained (the profile's)", R.trained.summary, R.queries, R.seams, R.overlap),
+            (f"twin: {R.twin.label}", R.twin.summary, R.twin.queries, R.twin.seams, R.twin.overlap)]:
+        row = {"model": name, "parameters": summary.get("params"), "PSNR train (grid)": summary.get("psnr_train"),
+               "PSNR val (grid)": summary.get("psnr_val")}
+        for split in ("train", "val"):
+            q = queries[queries.split == split].set_index("offset").psnr
+            row.update({f"query PSNR {split} @{o:g}": v for o, v in q.items()})
+        row.update({"seam ratio train": float(seams.loc[seams.frames == "train", "ratio"].iloc[0]),
+                    "overlap PSNR gain (dB)": float(overlap.psnr_gain_db.iloc[1]),
+                    "overlap seam ratio": float(overlap.seam_ratio.iloc[1]), "CLIP train": summary.get("clip_train"),
+                    "unseen frames: test-time input": test_time_input("patch")})
+        rows.append(row)
+    return pd.DataFrame(rows).round(3)
+
+
+def _continuity_figure(R: PatchResults):
+    fig, axes = plt.subplots(1, 3, figsize=(16, 3.4), gridspec_kw={"width_ratios": [1.1, 1, 1]})
+    for (name, queries), colour in zip([("grid-trained", R.queries), ("twin", R.twin.queries)], ("C0", "C3")):
+        for split, style in (("train", "o-"), ("val", "s--")):
+            part = queries[queries.split == split]
+            if len(part):
+                axes[0].plot(part.offset, part.psnr, style, color=colour, label=f"{name}, {split} frames")
+    axes[0].set_xlabel("offset from the grid centre (patches)")
+    axes[0].set_ylabel("PSNR of the queried window (dB)")
+    axes[0].set_title("Continuous queries", fontsize=9)
+    legend_outside(axes[0])
+    maps = {"grid-trained": R.error_maps["train"].sqrt(), f"twin ({R.twin.label})": R.twin.error_maps["train"].sqrt()}
+    vmax = shared_max(maps.values())
+    for ax, (name, m) in zip(axes[1:], maps.items()):
+        map_panel(fig, ax, m, vmax, band=R.band)
+        ax.set_title(f"RMS error, train frames: {name} (one scale)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _slide_figure(R: PatchResults):
+    sl = R.twin.slide
+    rows = [("ground truth", sl["truth"]), ("grid-trained", sl["grid"]), ("twin", sl["twin"])]
+    fig, axes = plt.subplots(3, len(sl["lefts"]), figsize=(1.6 * len(sl["lefts"]) + 1, 5.2), squeeze=False)
+    for r, (name, patches) in enumerate(rows):
+        for c, left in enumerate(sl["lefts"]):
+            ax = axes[r, c]
+            ax.imshow(patches[c].clamp(0, 1).permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = f"x = {left} px" if r == 0 else (f"{psnr(patches[c:c + 1], sl['truth'][c:c + 1]).item():.1f} dB")
+            ax.set_title(title, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.suptitle(f"Frame {sl['frame']}: one window moved across the top row, decoded from (t, x, y)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _twin_outputs(R: PatchResults) -> list[Output]:
+    if R.twin is None:
+        return [Text("02_continuity", "no window-pool twin (twin_window_pool is 0)")]
+    what = f"The profile's grid-trained patch model vs its twin trained on a {R.twin.label} (seed {R.trained.cfg.seed} each)"
+    return [
+        Table("02_continuity", _continuity_table(R), f"{what}: quality on the grid, between grid centres, at seams", None),
+        Figure("02_continuity", f"{what}: PSNR against query offset, and error maps on one scale",
+               lambda: _continuity_figure(R)),
+        Figure("02_sliding_window", f"{what}: a window sliding across one frame", lambda: _slide_figure(R)),
     ]

@@ -87,3 +87,43 @@ def test_maps_share_one_scale_with_colourbars_and_legends_sit_outside(figure_che
         fig = draw(name)
         figure_check.legends_outside(fig)
         figure_check.units_on_y(fig)
+
+
+def _with_twin(R):
+    queries = pd.DataFrame([{"split": s, "test-time input": "x", "offset": o, "psnr": v + (0 if s == "train" else -3),
+                             "clip_sim": float("nan")} for s in ("train", "val") for o, v in ((0.0, 22.0), (0.5, 20.5), (1.0, 22.5))])
+    overlap = pd.DataFrame({"decoding": ["grid", "overlap"], "psnr_gain_db": [0.0, 0.4], "seam_ratio": [1.8, 1.1],
+                            "frames_per_s": [100.0, 40.0]})
+    R.overlap["seam_ratio"] = [3.0, 3.5]
+    R.twin = study.Twin(label="window pool 32, x/y levels 8", summary={"params": 1100, "psnr_train": 22.0, "psnr_val": 21.0},
+                        queries=queries, seams=pd.DataFrame([{"frames": "train", "ratio": 1.5}]),
+                        error_maps={"train": torch.rand(8, 16) * 9}, overlap=overlap,
+                        slide={"frame": 0, "lefts": [0, 4, 8], "truth": torch.rand(3, 3, 4, 8), "grid": torch.rand(3, 3, 4, 8),
+                               "twin": torch.rand(3, 3, 4, 8)})
+    return R
+
+
+def test_the_twin_is_compared_row_by_row_and_in_the_verdict():
+    R = _with_twin(_results())
+    rows = by_name(study.outputs(R))["02_continuity"]
+    table = next(o for o in rows if isinstance(o, Table)).frame.set_index("model")
+    assert list(table.index) == ["grid-trained (the profile's)", "twin: window pool 32, x/y levels 8"]
+    twin = table.iloc[1]
+    assert (twin["query PSNR train @0.5"], twin["query PSNR val @0.5"], twin["seam ratio train"]) == (20.5, 17.5, 1.5)
+    assert table.iloc[0]["query PSNR train @0.5"] == 14.0 and table.iloc[0]["PSNR val (grid)"] == 20.0
+    text = study.verdict(R)
+    assert ("twin trained on a window pool 32, x/y levels 8 (seed 0, same epochs) decodes between the grid centres at "
+            "20.50 dB (worst offset, seen frames) against 14.00 dB, and on them at 22.00 dB against 25.00 dB") in text
+    assert "reach 21.00 dB against 20.00 dB, and overlapped decoding changes its PSNR by +0.40 dB." in text
+    assert [type(o) for o in by_name(study.outputs(_results()))["02_continuity"]] == [Text]  # no twin: one line
+
+
+def test_twin_figures_share_one_scale_and_keep_legends_outside(figure_check):
+    named = by_name(study.outputs(_with_twin(_results())))
+    fig = next(o for o in named["02_continuity"] if isinstance(o, Figure)).draw()
+    vmin, vmax = figure_check.one_scale_with_colourbars(fig, expect_maps=2)
+    assert vmax >= 3.0 * 0.99  # the twin's larger error sets the shared scale (sqrt of up to 9)
+    figure_check.legends_outside(fig)
+    figure_check.units_on_y(fig)
+    slide = next(o for o in named["02_sliding_window"] if isinstance(o, Figure)).draw()
+    assert len(slide.axes) == 9 and [ax.get_ylabel() for ax in slide.axes[::3]] == ["ground truth", "grid-trained", "twin"]
