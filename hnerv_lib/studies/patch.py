@@ -172,7 +172,8 @@ def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[T
     return Twin(label=f"window pool {P.twin_window_pool}, {levels}", summary=trained.summary, queries=queries,
                 seams=seams, error_maps=maps,
                 overlap=PE.overlap_comparison(s.task, twin, eval_ids, P.seam_k, P.overlap, P.speed_repeats),
-                slide=_slide(task, {"grid": model, "twin": twin}, frame, P.slide_windows))
+                slide={**_slide(task, {"grid": model, "twin": twin}, frame, P.slide_windows),
+                       "role": "an unseen frame" if s.split.split.role(frame) == "val" else "a training frame"})
 
 
 def run(params: Any) -> PatchResults:
@@ -440,11 +441,11 @@ def _continuity_figure(R: PatchResults):
     axes[0].set_ylabel("PSNR of the queried window (dB)")
     axes[0].set_title("Continuous queries", fontsize=9)
     legend_outside(axes[0])
-    maps = {"grid-trained": R.error_maps["train"].sqrt(), f"twin ({R.twin.label})": R.twin.error_maps["train"].sqrt()}
+    maps = {"grid-trained": R.error_maps["train"].sqrt(), "twin": R.twin.error_maps["train"].sqrt()}
     vmax = shared_max(maps.values())
     for ax, (name, m) in zip(axes[1:], maps.items()):
         map_panel(fig, ax, m, vmax, band=R.band)
-        ax.set_title(f"RMS error, train frames: {name} (one scale)", fontsize=8)
+        ax.set_title(f"{name}: RMS error over train frames\n(both maps on one scale)", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -463,7 +464,8 @@ def _slide_figure(R: PatchResults):
             ax.set_title(title, fontsize=8)
             if c == 0:
                 ax.set_ylabel(name, fontsize=9)
-    fig.suptitle(f"Frame {sl['frame']}: one window moved across the top row, decoded from (t, x, y)", fontsize=10)
+    fig.suptitle(f"Frame {sl['frame']}, {sl.get('role', 'a training frame')}: one window moved across the top row, "
+                 "decoded from (t, x, y); PSNR of each window", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -21,14 +21,19 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
+from matplotlib.patches import Rectangle
 from tqdm.auto import tqdm
 
-from hnerv_lib.codec.baselines import codec_sweep
+from hnerv_lib.codec.baselines import CodecSetting, codec_sweep, encode_decode
 from hnerv_lib.codec.bitstream import compress, file_layout
 from hnerv_lib.codec.decode import reconstructor
 from hnerv_lib.codec.quantise import QuantConfig
 from hnerv_lib.eval.frames import score_frames, summarize
+from hnerv_lib.eval.metrics import psnr
 from hnerv_lib.data.video import load_video
 from hnerv_lib.eval.rate_distortion import Curve, bd_table
 from hnerv_lib.models import count_params, get_preset
@@ -179,6 +184,7 @@ class RateDistortionResults:
     model_bits: int
     embed_bits: int
     provenance: Provenance
+    worst: Optional[dict] = None  # worst_frame(): the largest HNeRV point's worst frame beside x265 at its bpp
 
     @property
     def codecs_ok(self) -> pd.DataFrame:
@@ -191,6 +197,52 @@ def plan(params: Any) -> list[TrainConfig]:
     return [cfg for c in params.curves() for cfg in curve_configs(c, bases[c.family])]
 
 
+def matched_codec(codecs: pd.DataFrame, bpp: float, label: str) -> Optional[pd.Series]:
+    """The ``label`` codec row (without error) whose bpp is nearest ``bpp`` on a log scale, or None."""
+    rows = codecs[(codecs["label"] == label) & (codecs["error"] == "")]
+    if rows.empty:
+        return None
+    return rows.loc[(np.log(rows["bpp"].astype(float)) - np.log(bpp)).abs().idxmin()]
+
+
+def worst_crop(error: torch.Tensor, frac: float = 0.25) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the ``frac``-of-a-side window with the largest mean error in an (H, W) map."""
+    h, w = error.shape
+    ch, cw = max(1, round(h * frac)), max(1, round(w * frac))
+    means = F.avg_pool2d(error[None, None].float(), (ch, cw), stride=1)[0, 0]
+    top, left = divmod(int(means.argmax()), means.shape[1])
+    return top, left, ch, cw
+
+
+def worst_frame(networks: pd.DataFrame, codecs: pd.DataFrame, frames: torch.Tensor, run_root: str | Path,
+                curve: str = "HNeRV") -> Optional[dict]:
+    """The frame where ``curve``'s largest point decodes worst (from its compressed file), beside the x265
+    encoding nearest its bpp: truth, both decodes, their bpp and PSNR, and the crop where the network errs most.
+    None when the curve or every x265 anchor is missing."""
+    points = networks[networks["curve"] == curve]
+    if points.empty:
+        return None
+    net = points.loc[points["bpp"].idxmax()]
+    anchor = next((a for a in ANCHORS if matched_codec(codecs, float(net["bpp"]), a) is not None), None)
+    if anchor is None:
+        return None
+    row = matched_codec(codecs, float(net["bpp"]), anchor)
+    truth = frames.float() / 255.0
+    decode = reconstructor(Run.at(run_root, net["run_id"]).compressed_path)
+    ids = torch.arange(len(frames))
+    decoded = torch.cat([decode(ids[i : i + 8])[0].float().clamp(0, 1) for i in range(0, len(ids), 8)])
+    per_frame = psnr(decoded, truth)
+    f = int(per_frame.argmin())
+    setting = CodecSetting(row["codec"], row["pix_fmt"], int(row["crf"]), row["preset"])
+    codec_frames, _, _ = encode_decode(frames, setting)
+    error = (decoded[f] - truth[f]).pow(2).mean(0)
+    return {"frame": f, "truth": truth[f], "network": decoded[f], "codec": codec_frames[f],
+            "network_label": f"{curve} fc_dim {int(net['fc_dim'])}", "codec_label": f"{anchor} crf {int(row['crf'])}",
+            "network_bpp": float(net["bpp"]), "codec_bpp": float(row["bpp"]),
+            "network_psnr": float(per_frame[f]), "codec_psnr": float(psnr(codec_frames[f:f + 1], truth[f:f + 1])),
+            "network_mean_psnr": float(per_frame.mean()), "crop": worst_crop(error)}
+
+
 def run(params: Any) -> RateDistortionResults:
     """Train (or reuse), compress and score every network point; encode the same frames with every codec."""
     P = params
@@ -201,7 +253,8 @@ def run(params: Any) -> RateDistortionResults:
     teacher = (nets.loc[nets["predict_clip"], "teacher"].iloc[0] if nets["predict_clip"].any()
                else "none (no CLIP head trained)")
     return RateDistortionResults(nets, codecs, P.model_bits, P.embed_bits, Provenance(
-        video.describe(), teacher, split="all frames trained (1_1_1)", epochs=P.rd_epochs))
+        video.describe(), teacher, split="all frames trained (1_1_1)", epochs=P.rd_epochs),
+        worst=worst_frame(nets, codecs, video.frames, P.run_root))
 
 
 def bd(results: RateDistortionResults) -> pd.DataFrame:
@@ -247,6 +300,40 @@ def _curves_figure(results: RateDistortionResults):
     return fig
 
 
+def _worst_figure(W: dict):
+    """Full frames at their own pixels (top) and the worst crop zoomed (bottom): truth, network, codec."""
+    h, w = W["truth"].shape[-2:]
+    top, left, ch, cw = W["crop"]
+    panels = [("ground truth", W["truth"]),
+              (f"{W['network_label']}: {W['network_bpp']:.3f} bpp, {W['network_psnr']:.2f} dB", W["network"]),
+              (f"{W['codec_label']}: {W['codec_bpp']:.3f} bpp, {W['codec_psnr']:.2f} dB", W["codec"])]
+    scale = max(1.0, 4.0 / (w / 100))  # small frames are enlarged whole pixels at a time (nearest)
+    fig, axes = plt.subplots(2, 3, figsize=(3 * w / 100 * scale + 1, (h + ch * w / cw) / 100 * scale + 1.2),
+                             gridspec_kw={"height_ratios": [h, ch * w / cw]}, squeeze=False)
+    for c, (title, img) in enumerate(panels):
+        full, crop = axes[0, c], axes[1, c]
+        full.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+        full.add_patch(Rectangle((left - 0.5, top - 0.5), cw, ch, fill=False, edgecolor="cyan", lw=1.2))
+        full.set_title(title, fontsize=8)
+        crop.imshow(img[:, top:top + ch, left:left + cw].clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
+        crop.set_title(f"zoom: rows {top}-{top + ch}, columns {left}-{left + cw}", fontsize=7)
+        for ax in (full, crop):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"Frame {W['frame']}, the worst of the network (its mean over frames: {W['network_mean_psnr']:.2f} dB), "
+                 f"beside the codec at the nearest rate", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _worst_output(R: RateDistortionResults) -> Output:
+    if R.worst is None:
+        return Text("07_worst_frame", "no worst-frame comparison: the HNeRV curve or every x265 anchor is missing")
+    return Figure("07_worst_frame", f"The largest HNeRV point's worst frame at full resolution and its worst "
+                  f"{R.worst['crop'][2]}x{R.worst['crop'][3]} crop, beside {R.worst['codec_label']} at the nearest bpp "
+                  "(cyan: the crop)", lambda: _worst_figure(R.worst))
+
+
 def outputs(results: RateDistortionResults) -> list[Output]:
     """Notebook 07's tables, figure and lines, by name."""
     R, ok = results, results.codecs_ok
@@ -265,4 +352,5 @@ def outputs(results: RateDistortionResults) -> list[Output]:
         Table("07_bd_rate", bd(R), "BD-rate of each network curve against x265 (positive: the network needs more bits "
               "for the same PSNR)", 2),
         Table("07_clip_cost", clip_head_cost(R.networks), "What the CLIP head costs per width: bits and decoded PSNR"),
+        _worst_output(R),
     ]

@@ -60,3 +60,20 @@ def test_failed_codecs_are_named_and_left_out_of_tables_and_curves():
     assert set(codecs["label"]) == {"x265 4:4:4"}
     assert by_name(study.outputs(_results()))["07_codec_failures"][0].text == ""  # nothing failed: nothing said
     assert isinstance(named["07_rate_distortion"][0], Figure) and isinstance(named["07_codec_failures"][0], Text)
+
+
+def test_worst_frame_figure_shows_full_frames_and_the_zoomed_crop():
+    import torch
+
+    frame = torch.rand(3, 32, 64, generator=torch.Generator().manual_seed(0))
+    worst = {"frame": 7, "truth": frame, "network": frame * 0.9, "codec": frame * 0.95, "network_label": "HNeRV fc_dim 16",
+             "codec_label": "x265 4:4:4 crf 32", "network_bpp": 0.8, "codec_bpp": 0.4, "network_psnr": 21.5,
+             "codec_psnr": 30.25, "network_mean_psnr": 24.0, "crop": (4, 40, 8, 16)}
+    named = by_name(study.outputs(_results(worst=worst)))
+    fig = next(o for o in named["07_worst_frame"] if isinstance(o, Figure)).draw()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 6 and titles[:3] == ["ground truth", "HNeRV fc_dim 16: 0.800 bpp, 21.50 dB",
+                                                 "x265 4:4:4 crf 32: 0.400 bpp, 30.25 dB"]
+    assert all(t == "zoom: rows 4-12, columns 40-56" for t in titles[3:])
+    assert fig.axes[3].images[0].get_array().shape[:2] == (8, 16)  # the crop itself, at its own pixels
+    assert [type(o) for o in by_name(study.outputs(_results()))["07_worst_frame"]] == [Text]  # none: one line
