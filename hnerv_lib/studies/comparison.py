@@ -28,6 +28,7 @@ from hnerv_lib.models import build_model, count_params, fc_dim_for_params
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.seeds import interval_name, over_seeds, run_seeds, seed_configs
+from hnerv_lib.studies.training import patch_variant
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
 from hnerv_lib.train.setup import Setup, autocast
@@ -327,6 +328,7 @@ class ComparisonResults:
     seeds: int
     eval_every: int
     provenance: Provenance
+    patch_variant: str = ""  # studies.training.patch_variant of the patch design
 
 
 def designs(params: Any) -> dict[str, TrainConfig]:
@@ -375,7 +377,8 @@ def run(params: Any) -> ComparisonResults:
                              P.cache_dir, P.device)
     return ComparisonResults(per_seed=pd.DataFrame(per_seed), quality=quality, fair=fair, fast=fast, slow=slow,
                              epochs=longer.epochs, target_db=float(target), seeds=P.seeds, eval_every=P.eval_every,
-                             provenance=Provenance.of_summary(Run.of(cfgs["full frame"], P.run_root).summary()))
+                             provenance=Provenance.of_summary(Run.of(cfgs["full frame"], P.run_root).summary()),
+                             patch_variant=patch_variant(cfgs["patch"]))
 
 
 def table(results: ComparisonResults) -> pd.DataFrame:
@@ -439,6 +442,9 @@ def outputs(results: ComparisonResults) -> list[Output]:
     slow_s = seed_rows.loc[seed_rows["design"] == R.slow, "train_s"].mean()
     return [
         Table("05_equal_parameters", seed_rows[[c for c in SEED_COLUMNS if c in seed_rows]], "", None, save=False),
+        Text("05_patch_variant", f"The patch design is {R.patch_variant or 'trained on the grid alone'} "
+                                 "(patch_window_pool, patch_xy_levels); notebook 02 sets the profile's patch model "
+                                 "beside a window-pool twin (table 02_continuity)"),
         Text("05_equal_time", f"{R.fast} trains {R.epochs} epochs to match {R.slow}'s {slow_s:.0f} s "
                               f"(means over {R.seeds} seed(s))"),
         Table("05_time_to_quality", R.quality, f"Training time to reach {R.target_db:.2f} dB on seen frames "

@@ -58,6 +58,15 @@ def train_seeds(params: Any, family: str) -> tuple[Trained, Run]:
     return Trained(cfg, summaries, first.metrics(), str(first.dir)), first
 
 
+def patch_variant(cfg: TrainConfig) -> str:
+    """How a patch model is trained, in words: on the grid alone, or on a window pool, and its x/y encoding."""
+    model = cfg.model_config()
+    levels = f"x/y encoding at {model.xy_levels} levels" if getattr(model, "xy_levels", 0) else \
+        f"x/y encoding at t's {model.pe_levels} levels"
+    where = f"a window pool of {cfg.window_pool} windows per frame" if cfg.window_pool else "the grid alone"
+    return f"trained on {where}, {levels}"
+
+
 def headline_numbers(summary: dict) -> pd.DataFrame:
     """The run summary's quality and speed numbers, as a two-column table for display."""
     keys = [k for k in summary if k.startswith(("psnr", "ssim", "clip", "seconds"))]

@@ -81,3 +81,10 @@ def test_settings_figure_has_interval_bars_units_and_an_outside_legend(figure_ch
     figure_check.units_on_y(fig, 2)
     bars = [c for ax in fig.axes for c in ax.containers if isinstance(c, BarContainer)]
     assert len(bars) == 4 and all(c.errorbar is not None for c in bars)  # 2 panels x 2 designs, each with its interval
+
+
+def test_the_patch_variant_is_said():
+    from hnerv_lib.studies.outputs import by_name
+
+    named = by_name(study.outputs(_results(patch_variant="trained on the grid alone, x/y encoding at t's 80 levels")))
+    assert named["05_patch_variant"][0].text.startswith("The patch design is trained on the grid alone, x/y encoding")

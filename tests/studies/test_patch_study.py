@@ -127,3 +127,15 @@ def test_twin_figures_share_one_scale_and_keep_legends_outside(figure_check):
     figure_check.units_on_y(fig)
     slide = next(o for o in named["02_sliding_window"] if isinstance(o, Figure)).draw()
     assert len(slide.axes) == 9 and [ax.get_ylabel() for ax in slide.axes[::3]] == ["ground truth", "grid-trained", "twin"]
+
+
+def test_patch_variant_says_grid_or_pool_and_the_xy_encoding():
+    from dataclasses import replace
+
+    from hnerv_lib.studies.training import patch_variant
+    from hnerv_lib.train.config import get_train_preset
+
+    cfg = get_train_preset("patch-tiny")
+    assert patch_variant(cfg) == f"trained on the grid alone, x/y encoding at t's {cfg.model_config().pe_levels} levels"
+    pooled = replace(cfg, window_pool=12, model_overrides={**cfg.model_overrides, "xy_levels": 8})
+    assert patch_variant(pooled) == "trained on a window pool of 12 windows per frame, x/y encoding at 8 levels"
