@@ -17,13 +17,18 @@ The split is **by time**: each video is cut into ``blocks`` equal stretches; in 
 lie in the first ``train_frac`` of the frames and test windows in the rest, ``gap`` frames away from
 every train frame, so no frame is in both (``blocks=1``: first part train, last part test). Windows
 across a scene cut (mean absolute frame difference above ``cut_threshold``) are skipped.
+
+**Camera pan** (issue 16): a square window slides over the video in one of 8 directions, or stays
+still (9 classes), at one of several speeds. Any single frame is a crop like every other class's,
+so only motion separates the classes. Train and test windows come from disjoint time stretches, as
+above; a held-out video gives a harder "unseen video" split.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -209,3 +214,133 @@ def arrow_of_time(spec: ArrowOfTime, cache_dir: str | Path = "data/cache") -> tu
         meta = {"task": "arrow_of_time", "split": name, "spec": spec.to_dict(), "regions": info}
         out.append(ClipSet(torch.stack(clips).contiguous(), torch.tensor(labels), CLASSES, torch.tensor(origin), meta))
     return out[0], out[1]
+
+
+# ---- Camera pan: a motion task single frames cannot solve ------------------------------------------------
+
+# Directions of the crop window's motion in image coordinates (x right, y down), counter-clockwise from "right".
+PAN_DIRECTIONS = (("right", 1, 0), ("up-right", 1, -1), ("up", 0, -1), ("up-left", -1, -1),
+                  ("left", -1, 0), ("down-left", -1, 1), ("down", 0, 1), ("down-right", 1, 1))
+PAN_CLASSES = ("static",) + tuple(name for name, _, _ in PAN_DIRECTIONS)
+
+
+@dataclass(frozen=True)
+class CameraPan:
+    """How camera-pan clips are cut: a square window slides over the video in one of 8 directions, or stays.
+
+    The label is the window's direction (9 classes, chance 1/9); its speed (one of ``speeds``, pixels
+    per clip frame) is a nuisance the model must see through. Every window start gives, for each speed,
+    one clip of every class, each at its own random position, so classes have the same content mix.
+    """
+
+    videos: tuple[str, ...] = ("bunny", "bikes")  # train videos; their later time stretches are the test split
+    holdout: Optional[str] = "carphone"  # a video never trained on: the harder "unseen video" split (None: none)
+    num_frames: int = 8  # frames per clip
+    frame_step: int = 1  # source frames between clip frames (the scene moves too: that is the nuisance)
+    size: int = 32  # square clip side in pixels
+    context: int = 64  # videos are resized to this height; the window moves inside it
+    speeds: tuple[int, ...] = (1, 2)  # window speeds in pixels per clip frame
+    blocks: int = 3  # train/test stretches per train video (as ArrowOfTime)
+    train_frac: float = 0.55  # share of each stretch holding train windows
+    gap: int = 2  # frames between train and test regions
+    train_stride: int = 1  # start-frame stride of train windows
+    test_stride: int = 2  # start-frame stride of test windows (and of the held-out video's)
+    cut_threshold: float = 30.0  # mean |frame difference| above which a scene cut is assumed
+    seed: int = 0  # window positions
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "videos", tuple(self.videos))
+        object.__setattr__(self, "speeds", tuple(self.speeds))
+        for name in ("num_frames", "frame_step", "size", "context", "blocks", "train_stride", "test_stride"):
+            if getattr(self, name) < 1:
+                raise DataError(f"CameraPan.{name} must be >= 1; got {getattr(self, name)!r}")
+        if not self.speeds or min(self.speeds) < 1:
+            raise DataError(f"CameraPan.speeds must be pixel speeds >= 1; got {self.speeds!r}")
+        if not 0 < self.train_frac < 1 or self.gap < 0:
+            raise DataError(f"CameraPan needs 0 < train_frac < 1 and gap >= 0; got {self.train_frac}, {self.gap}")
+        if self.size + self.travel > self.context:
+            raise DataError(f"CameraPan: a {self.size}-pixel window moving {self.travel} pixels does not fit in "
+                            f"context {self.context}; raise context to >= {self.size + self.travel}")
+        if self.holdout is not None and self.holdout in self.videos:
+            raise DataError(f"CameraPan.holdout {self.holdout!r} is also a train video {self.videos}")
+
+    @property
+    def span(self) -> int:
+        """Source frames one clip covers."""
+        return (self.num_frames - 1) * self.frame_step + 1
+
+    @property
+    def travel(self) -> int:
+        """Pixels the fastest window moves along one axis over a clip."""
+        return (self.num_frames - 1) * max(self.speeds)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {**asdict(self), "videos": list(self.videos), "speeds": list(self.speeds)}
+
+
+def pan_path(num_frames: int, dx: int, dy: int, speed: int, x0: int, y0: int) -> list[tuple[int, int]]:
+    """(left, top) of the window in each clip frame: a straight path at ``speed`` pixels per frame."""
+    return [(x0 + k * speed * dx, y0 + k * speed * dy) for k in range(num_frames)]
+
+
+def _pan_start(limit: int, size: int, shift: int, gen: torch.Generator) -> int:
+    """A random first coordinate such that the window stays inside [0, limit) over a total ``shift``."""
+    lo, hi = max(0, -shift), limit - size - max(0, shift)
+    return lo + int(torch.randint(hi - lo + 1, (), generator=gen))
+
+
+def _pan_cut(frames: torch.Tensor, starts: list[int], spec: CameraPan, vid: int, gen: torch.Generator):
+    clips, labels, origin = [], [], []
+    h, w = frames.shape[-2:]
+    moves = [(0, 0)] + [(dx, dy) for _, dx, dy in PAN_DIRECTIONS]
+    for s in starts:
+        window = frames[s : s + spec.span : spec.frame_step]
+        for speed in spec.speeds:
+            for label, (dx, dy) in enumerate(moves):
+                shift = (spec.num_frames - 1) * speed
+                x0, y0 = _pan_start(w, spec.size, shift * dx, gen), _pan_start(h, spec.size, shift * dy, gen)
+                path = pan_path(spec.num_frames, dx, dy, speed, x0, y0)
+                clips.append(torch.stack([f[:, y : y + spec.size, x : x + spec.size] for f, (x, y) in zip(window, path)]))
+                labels.append(label)
+                origin.append((vid, s, x0, y0, speed))
+    return clips, labels, origin
+
+
+def camera_pan(spec: CameraPan, cache_dir: str | Path = "data/cache") -> dict[str, ClipSet]:
+    """``{"train", "test"[, "unseen video"]}`` clip sets; test clips share no frame with train clips.
+
+    ``origin`` rows are (video index, first source frame, window left, window top, speed); the held-out
+    video has index ``len(spec.videos)`` and gives clips from all of its frames.
+    """
+    gen = torch.Generator().manual_seed(spec.seed)
+    parts: dict[str, tuple[list, list, list]] = {}
+    info: dict[str, Any] = {}
+    sources = list(spec.videos) + ([spec.holdout] if spec.holdout else [])
+    for vid, source in enumerate(sources):
+        h, w = native_hw(source)
+        width = max(spec.context, round(w * spec.context / h))
+        frames = load_video(VideoSpec(source, size=(spec.context, width)), cache_dir).frames
+        n, cuts = frames.shape[0], scene_cuts(frames, spec.cut_threshold)
+        if source == spec.holdout:
+            ranges = {"unseen video": [(0, n)]}
+        else:
+            ranges = time_regions(n, spec.blocks, spec.train_frac, spec.gap)
+        stride = {"train": spec.train_stride}
+        starts = {name: [s for lo, hi in rs for s in window_starts(lo, hi, spec.span, stride.get(name, spec.test_stride),
+                                                                   cuts)]
+                  for name, rs in ranges.items()}
+        for name, st in starts.items():
+            acc = parts.setdefault(name, ([], [], []))
+            for lst, new in zip(acc, _pan_cut(frames, st, spec, vid, gen)):
+                lst.extend(new)
+        info[source] = {"frames": n, **ranges, "cuts": cuts,
+                        **{f"{k.replace(' ', '_')}_windows": len(v) for k, v in starts.items()}}
+    out = {}
+    for name in ("train", "test") + (("unseen video",) if spec.holdout else ()):
+        clips, labels, origin = parts.get(name, ([], [], []))
+        if not clips:
+            raise DataError(f"no {name} clip fits: {spec.span}-frame windows in {info}")
+        meta = {"task": "camera_pan", "split": name, "spec": spec.to_dict(), "regions": info}
+        out[name] = ClipSet(torch.stack(clips).contiguous(), torch.tensor(labels), PAN_CLASSES, torch.tensor(origin), meta)
+    return out
