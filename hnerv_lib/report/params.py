@@ -28,7 +28,7 @@ from hnerv_lib.models import list_presets
 from hnerv_lib.codec.baselines import CodecSetting
 from hnerv_lib.studies.ablation import Ablation
 from hnerv_lib.studies.rate_distortion import NetworkCurve
-from hnerv_lib.studies.tubelets.clips import ArrowOfTime
+from hnerv_lib.studies.tubelets.clips import ArrowOfTime, CameraPan
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.study import Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
@@ -197,10 +197,14 @@ class PatchParams(TrainingParams):
     slide_windows: int = 6  # sliding-window picture: windows moved across the top row of one frame
 
 
+TUBE_TASKS = ("arrow of time", "camera pan")  # the clip tasks notebook 03 can study
+
+
 @dataclass
 class TubeletParams(ReportParams):
-    """Notebook 03: 2D patches vs 3D tubelets in a video ViT, on the arrow-of-time task (seed 004)."""
+    """Notebook 03: 2D patches vs 3D tubelets in a video ViT, on the arrow of time and the camera pan (seed 004)."""
 
+    tube_tasks: list[str] = field(default_factory=lambda: list(TUBE_TASKS))  # clip tasks studied, in this order
     tube_videos: list[str] = field(default_factory=lambda: ["bunny", "bikes", "carphone"])  # clips are cut from these
     tube_frames: int = 8  # frames per clip; tubelet 4 needs a multiple of 4
     tube_frame_step: int = 2  # source frames between clip frames: more motion per step
@@ -216,6 +220,18 @@ class TubeletParams(ReportParams):
     tube_batch: int = 16  # clips per step
     tube_lr: float = 1e-3  # AdamW peak learning rate
     tube_seeds: int = 3  # seeds 0..n-1; accuracy intervals are over seeds
+    pan_videos: list[str] = field(default_factory=lambda: ["bunny", "bikes"])  # camera-pan train videos (later stretches: test)
+    pan_holdout: Optional[str] = "carphone"  # a video no run trains on: the pan's "unseen video" split (None: none)
+    pan_speeds: list[int] = field(default_factory=lambda: [1, 2])  # window speeds, pixels per clip frame
+    pan_context: int = 64  # videos are resized to this height; the window moves inside it
+    pan_frame_step: int = 1  # source frames between clip frames (the scene's own motion is the nuisance)
+    pan_train_stride: int = 1  # start-frame stride of train windows: 2 halves the train clips
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        unknown = [t for t in self.tube_tasks if t not in TUBE_TASKS]
+        if unknown or not self.tube_tasks:
+            raise ConfigError(f"tube_tasks={self.tube_tasks!r}: each must be one of {list(TUBE_TASKS)} (at least one)")
 
     def arrow_spec(self):
         """How the arrow-of-time clips are cut."""
@@ -223,13 +239,28 @@ class TubeletParams(ReportParams):
         return ArrowOfTime(videos=tuple(self.tube_videos), num_frames=self.tube_frames, frame_step=self.tube_frame_step,
                            size=self.tube_size, crops=self.tube_crops, blocks=self.tube_blocks)
 
-    def study(self):
-        """The typed Study (data, 2D base model, training, seeds) these parameters describe."""
+    def pan_spec(self):
+        """How the camera-pan clips are cut (frames per clip, clip side and time stretches as the arrow of time)."""
 
+        return CameraPan(videos=tuple(self.pan_videos), holdout=self.pan_holdout, num_frames=self.tube_frames,
+                         frame_step=self.pan_frame_step, size=self.tube_size, context=self.pan_context,
+                         speeds=tuple(self.pan_speeds), blocks=self.tube_blocks, train_stride=self.pan_train_stride)
+
+    def study(self, task: str = "arrow of time"):
+        """The typed Study (data, 2D base model, training, seeds) of one task these parameters describe.
+
+        The arrow of time trains each clip beside its reversed twin, with mirror flips; the pan does neither
+        (a mirrored pan is another class)."""
+
+        if task not in TUBE_TASKS:
+            raise ConfigError(f"no tubelet task {task!r}; the tasks are {list(TUBE_TASKS)}")
+        data = self.arrow_spec() if task == "arrow of time" else self.pan_spec()
         model = ViTConfig(image_size=self.tube_size, patch_size=self.tube_patch, width=self.tube_width,
-                            depth=self.tube_depth, heads=self.tube_heads, num_classes=2)
-        train = TrainSpec(epochs=self.tube_epochs, batch_size=self.tube_batch, lr=self.tube_lr, device=self.device)
-        return Study(self.arrow_spec(), model, train, self.tube_finetune_epochs, tuple(range(self.tube_seeds)))
+                          depth=self.tube_depth, heads=self.tube_heads, num_classes=len(data.classes))
+        twins = task == "arrow of time"
+        train = TrainSpec(epochs=self.tube_epochs, batch_size=self.tube_batch, lr=self.tube_lr, paired=twins,
+                          flip=twins, device=self.device)
+        return Study(data, model, train, self.tube_finetune_epochs, tuple(range(self.tube_seeds)))
 
 
 @dataclass

@@ -309,12 +309,15 @@ def test_study_trains_every_variant_and_reuses_finished_runs(bunny_clips, tmp_pa
     train, test = bunny_clips
     study = Study(ArrowOfTime(videos=("bunny",), crops=1), SMOKE,
                   TrainSpec(epochs=1, batch_size=16), finetune_epochs=1, seeds=(0,))
-    runs = run_study(study, train, test, tmp_path)
+    runs = run_study(study, {"train": train, "test": test}, tmp_path)
     assert runs["slug"].tolist() == ["2d", "t2", "t4", "t2-central"] and runs["tokens"].tolist() == [128, 64, 32, 64]
     assert runs["epochs"].tolist() == [1, 1, 1, 2] and runs["test_acc"].between(0, 1).all()
-    assert not runs.isna().any().any()  # every RESULT_COLUMNS entry is filled by a run
+    assert runs["test_acc"].tolist() == [c[-1] for c in runs["test_curve"]]  # the curve ends at the final score
+    assert [len(c) for c in runs["test_curve"]] == [1, 1, 1, 1]  # one point per epoch (inflated: its fine-tuning)
+    assert runs["unseen_acc"].isna().all()  # the arrow of time has no unseen-video split
+    assert not runs.drop(columns=["unseen_acc"]).isna().any().any()  # every other column is filled by a run
     files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
-    again = run_study(study, train, test, tmp_path)
+    again = run_study(study, {"train": train, "test": test}, tmp_path)
     pd.testing.assert_frame_equal(again, runs)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == files  # nothing retrained
     assert load_checkpoint(study.run_dir(tmp_path) / "t2-central_s0.pt")[0].config.embedding == "3D tubelets (t=2)"

@@ -1,5 +1,7 @@
 """Notebook 03's study on constructed clips and runs: the token it draws, its outputs, the seed's scale."""
 
+import math
+
 import matplotlib
 import pandas as pd
 import pytest
@@ -35,11 +37,12 @@ def _results():
     rows = [{"variant": name, "slug": slug, "seed": s, "embedding": name, "epochs": 3, "test_acc": acc + s / 100,
              "train_acc": 0.9, "final_loss": 0.1, "fit_clips_per_s": 1.0, "train_seconds": 1.0, "test_clips": 8,
              "tokens": tokens, "params": 10, "gflops": tokens / 1e3, "infer_clips_per_s": 1e3 / tokens,
-             "train_clips_per_s": 5e2 / tokens, "train_step_mb": tokens / 10}
+             "train_clips_per_s": 5e2 / tokens, "train_step_mb": tokens / 10, "unseen_acc": math.nan,
+             "test_curve": [0.5, 0.6, acc + s / 100]}
             for name, slug, tokens, acc in [("2D patches", "2d", 16, 0.8), ("tubelet 2", "t2", 8, 0.6)] for s in (0, 1)]
     spec = P.study()
-    return study.TubeletResults(spec, pd.DataFrame({"tokens (embed output)": [1]}), _clips(), _clips(),
-                                pd.DataFrame(rows), study.provenance(spec, 3))
+    task = study.TaskResults(spec, {"train": _clips(), "test": _clips()}, pd.DataFrame(rows), study.provenance(spec, 3))
+    return study.TubeletResults(pd.DataFrame({"tokens (embed output)": [1]}), {"arrow of time": task})
 
 
 def test_outputs_caption_the_clip_split_without_epochs_and_the_scale_without_a_video():
@@ -52,7 +55,8 @@ def test_outputs_caption_the_clip_split_without_epochs_and_the_scale_without_a_v
     assert summary["test acc"].tolist()[0].startswith("0.805 ± ")  # mean over two seeds with its t half-width
     fig = next(o for o in named["03_tubelet_coverage"] if isinstance(o, Figure)).draw()
     assert len(fig.axes) == 2 * 4  # 2D and tubelet-2 rows (4 frames cannot hold two 4-frame tubelets) x 4 frames
-    assert study.verdict(R).startswith("Efficiency: tubelet 2 uses 50% of the 2D tokens")
+    assert study.verdict(R).startswith("Arrow of time (chance 50%). Efficiency: tubelet 2 uses 50% of the 2D tokens")
+    assert len(next(o for o in named["03_tubelets_curves"] if isinstance(o, Figure)).draw().axes) == 2
 
 
 def test_the_seed_scale_reproduces_the_seeds_token_counts(monkeypatch):

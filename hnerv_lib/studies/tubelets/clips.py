@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional, Union
 
 import torch
 
@@ -104,6 +104,8 @@ class ClipSet:
 class ArrowOfTime:
     """How arrow-of-time clips are cut from the videos."""
 
+    task: ClassVar[str] = "arrow of time"  # the task's name in tables, captions and the verdict
+    classes: ClassVar[tuple[str, ...]] = CLASSES
     videos: tuple[str, ...] = ("bunny", "bikes", "carphone")  # embedded names or video files
     num_frames: int = 8  # frames per clip
     frame_step: int = 2  # source frames between clip frames: more motion per step
@@ -233,6 +235,8 @@ class CameraPan:
     one clip of every class, each at its own random position, so classes have the same content mix.
     """
 
+    task: ClassVar[str] = "camera pan"
+    classes: ClassVar[tuple[str, ...]] = PAN_CLASSES
     videos: tuple[str, ...] = ("bunny", "bikes")  # train videos; their later time stretches are the test split
     holdout: Optional[str] = "carphone"  # a video never trained on: the harder "unseen video" split (None: none)
     num_frames: int = 8  # frames per clip
@@ -344,3 +348,16 @@ def camera_pan(spec: CameraPan, cache_dir: str | Path = "data/cache") -> dict[st
         meta = {"task": "camera_pan", "split": name, "spec": spec.to_dict(), "regions": info}
         out[name] = ClipSet(torch.stack(clips).contiguous(), torch.tensor(labels), PAN_CLASSES, torch.tensor(origin), meta)
     return out
+
+
+Task = Union[ArrowOfTime, CameraPan]
+
+
+def cut_task(spec: Task, cache_dir: str | Path = "data/cache") -> dict[str, ClipSet]:
+    """The task's clip sets by split name: ``train``, ``test`` and, for a pan with a held-out video, ``unseen video``."""
+    if isinstance(spec, ArrowOfTime):
+        train, test = arrow_of_time(spec, cache_dir)
+        return {"train": train, "test": test}
+    if isinstance(spec, CameraPan):
+        return camera_pan(spec, cache_dir)
+    raise TypeError(f"no clip task is described by {type(spec).__name__}; expected ArrowOfTime or CameraPan")

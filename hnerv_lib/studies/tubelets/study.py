@@ -1,5 +1,9 @@
 """The 2D-patches vs 3D-tubelets study: train every variant for every seed, measure, summarise, conclude.
 
+One study is one clip task (the arrow of time or the camera pan, ``clips.Task``); notebook 03 runs one
+study per task with the same models and reports each. Every run is scored on each of the task's
+held-out splits (``test``; the pan's ``unseen video`` too) and on its test split after every epoch.
+
 A study's runs live in ``run_root/<study id>/`` (the id is a hash of the study's config, saved there as
 ``study.json``); each (variant, seed) writes ``<slug>_s<seed>.pt`` and, last, ``<slug>_s<seed>.json``.
 A rerun reuses every finished (variant, seed) instead of training it again.
@@ -19,7 +23,7 @@ import torch
 from hnerv_lib.eval.verdict import Estimate, judge
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
-from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet, arrow_of_time
+from hnerv_lib.studies.tubelets.clips import PAN_DIRECTIONS, ClipSet, Task, cut_task
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.inflate import inflate
 from hnerv_lib.studies.tubelets.measure import (
@@ -40,7 +44,7 @@ from hnerv_lib.studies.tubelets.model import (
 from hnerv_lib.studies.tubelets.train import TrainSpec, accuracy, fit, predict
 from hnerv_lib.utils import io
 
-STUDY_VERSION = 2  # bump when clip cutting, training or measuring changes, so earlier runs are not reused
+STUDY_VERSION = 3  # bump when clip cutting, training or measuring changes, so earlier runs are not reused
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ VARIANTS = (
 class Study:
     """Everything that decides the study's numbers."""
 
-    data: ArrowOfTime
+    data: Task  # the clip task: ArrowOfTime or CameraPan
     model: ViTConfig  # the 2D base; each variant swaps the patch embedding
     train: TrainSpec
     finetune_epochs: int  # epochs of the inflated variants, on top of their 2D model's
@@ -85,9 +89,14 @@ class Study:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (also hashed into the run id)."""
-        return {"version": STUDY_VERSION, "data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
+        return {"version": STUDY_VERSION, "task": self.data.task, "data": self.data.to_dict(), "model": self.model.to_dict(), "train": self.train.to_dict(),
                 "finetune_epochs": self.finetune_epochs, "seeds": list(self.seeds),
                 "variants": [asdict(v) for v in self.variants]}
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of guessing: the task's classes are balanced."""
+        return 1.0 / len(self.data.classes)
 
     def run_dir(self, run_root: str | Path) -> Path:
         """``run_root/<short id>``, with the config saved as ``study.json``."""
@@ -98,9 +107,11 @@ class Study:
 
 
 # Columns of the per-run table, in display order (reused runs come back from JSON with sorted keys).
-RESULT_COLUMNS = ("variant", "slug", "seed", "embedding", "epochs", "test_acc", "train_acc", "final_loss",
+# ``unseen_acc`` is NaN for tasks without an unseen-video split; ``test_curve`` is the test accuracy after each epoch.
+RESULT_COLUMNS = ("variant", "slug", "seed", "embedding", "epochs", "test_acc", "unseen_acc", "train_acc", "final_loss",
                   "fit_clips_per_s", "train_seconds", "test_clips", "tokens", "params", "gflops",
-                  "infer_clips_per_s", "train_clips_per_s", "train_step_mb")
+                  "infer_clips_per_s", "train_clips_per_s", "train_step_mb", "test_curve")
+UNSEEN = "unseen video"  # the split name of clips from a video no run trained on
 
 
 def _measure(model: LSViTForAction, batch: int) -> dict[str, Any]:
@@ -110,9 +121,10 @@ def _measure(model: LSViTForAction, batch: int) -> dict[str, Any]:
             "train_step_mb": train_step_memory_mb(model, batch)}
 
 
-def run_one(study: Study, variant: EmbeddingVariant, seed: int, train_set: ClipSet, test_set: ClipSet,
+def run_one(study: Study, variant: EmbeddingVariant, seed: int, sets: dict[str, ClipSet],
             model2d: Optional[LSViTForAction] = None) -> tuple[LSViTForAction, dict[str, Any]]:
-    """Train one (variant, seed) and measure it; inflated variants need the seed's trained 2D model."""
+    """Train one (variant, seed) on ``sets["train"]`` and measure it; inflated variants need the seed's 2D model."""
+    train_set, test_set = sets["train"], sets["test"]
     torch.manual_seed(seed)
     spec = replace(study.train, seed=seed)
     if variant.inflate:
@@ -122,19 +134,31 @@ def run_one(study: Study, variant: EmbeddingVariant, seed: int, train_set: ClipS
         spec = replace(spec, epochs=study.finetune_epochs)
     else:
         model = LSViTForAction(variant.config(study.model), num_frames=train_set.num_frames)
-    history = fit(model, train_set, spec)
+    curve: list[float] = []
+
+    def score(epoch: int, loss: float) -> None:
+        curve.append(_score(model, test_set, spec.device))
+        model.train()
+
+    history = fit(model, train_set, spec, on_epoch=score)
     row = {"variant": variant.name, "slug": variant.slug, "seed": seed, "embedding": model.config.embedding,
-           "epochs": spec.epochs + (study.train.epochs if variant.inflate else 0),
-           "test_acc": accuracy(predict(model, test_set, device=spec.device), test_set.labels),
+           "epochs": spec.epochs + (study.train.epochs if variant.inflate else 0), "test_acc": curve[-1],
+           "unseen_acc": _score(model, sets[UNSEEN], spec.device) if UNSEEN in sets else math.nan,
            "train_acc": accuracy(predict(model, train_set, device=spec.device), train_set.labels),
            "final_loss": history["loss"][-1], "fit_clips_per_s": history["train_clips_per_s"],
-           "train_seconds": history["train_seconds"], "test_clips": len(test_set), **_measure(model, spec.batch_size)}
+           "train_seconds": history["train_seconds"], "test_clips": len(test_set), **_measure(model, spec.batch_size),
+           "test_curve": curve}
     return model, row
 
 
-def run_study(study: Study, train_set: ClipSet, test_set: ClipSet, run_root: str | Path,
+def _score(model: LSViTForAction, data: ClipSet, device: str) -> float:
+    return accuracy(predict(model, data, device=device), data.labels)
+
+
+def run_study(study: Study, sets: dict[str, ClipSet], run_root: str | Path,
               progress: Optional[Callable[[dict[str, Any]], None]] = None) -> pd.DataFrame:
-    """One row per (variant, seed); finished runs under ``run_root`` are read back, not retrained."""
+    """One row per (variant, seed), trained on ``sets["train"]`` and scored on the others; finished runs under
+    ``run_root`` are read back, not retrained."""
     run_dir, rows = study.run_dir(run_root), []
     for seed in study.seeds:
         model2d = None
@@ -144,7 +168,7 @@ def run_study(study: Study, train_set: ClipSet, test_set: ClipSet, run_root: str
                 row = io.load_json(stem.with_suffix(".json"))
                 model = load_checkpoint(stem.with_suffix(".pt"))[0] if variant.tubelet_size == 1 else None
             else:
-                model, row = run_one(study, variant, seed, train_set, test_set, model2d)
+                model, row = run_one(study, variant, seed, sets, model2d)
                 save_checkpoint(stem.with_suffix(".pt"), model, extra={"study": study.to_dict(), "result": row})
                 io.save_json(row, stem.with_suffix(".json"))  # written last: the run counts as finished
             if variant.tubelet_size == 1 and not variant.inflate:
@@ -156,24 +180,37 @@ def run_study(study: Study, train_set: ClipSet, test_set: ClipSet, run_root: str
 
 
 def summarize(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per variant: tokens, params, MFLOPs, speeds (median over seeds), memory, accuracy mean and t-interval."""
+    """Per variant: tokens, params, MFLOPs, speeds (median over seeds), memory, accuracy mean and t-interval
+    (on the unseen video too, where the runs were scored on one)."""
     out = []
+    unseen = "unseen_acc" in runs and runs["unseen_acc"].notna().any()
     for name, g in runs.groupby("variant", sort=False):
         mean, half = t_interval(g["test_acc"], level)
+        extra = dict(zip(("unseen acc", "unseen ci"), t_interval(g["unseen_acc"], level))) if unseen else {}
         out.append({"variant": name, "tokens": int(g["tokens"].iloc[0]), "params": int(g["params"].iloc[0]),
                     "MFLOPs / clip": 1000 * g["gflops"].iloc[0], "train clips/s": g["train_clips_per_s"].median(),
                     "infer clips/s": g["infer_clips_per_s"].median(), "train-step MiB": g["train_step_mb"].iloc[0],
                     "epochs": int(g["epochs"].iloc[0]), "seeds": len(g), "test acc": mean, "ci": half,
-                    "train acc": g["train_acc"].mean()})
+                    **extra, "train acc": g["train_acc"].mean()})
     return pd.DataFrame(out)
 
 
-def _acc_text(row: pd.Series) -> str:
-    ci = f" ± {row['ci']:.1%}" if not math.isnan(row["ci"]) else " (one seed, no interval)"
-    return f"{row['test acc']:.1%}{ci}"
+def _acc_text(row: pd.Series, col: str = "test acc", ci: str = "ci") -> str:
+    half = f" ± {row[ci]:.1%}" if not math.isnan(row[ci]) else " (one seed, no interval)"
+    return f"{row[col]:.1%}{half}"
 
 
-def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95) -> str:
+def _pct(p: float) -> str:
+    """50% or 11.1%: a chance level as short as it is exact to 0.1 %."""
+    return f"{p:.0%}" if abs(100 * p - round(100 * p)) < 1e-9 else f"{p:.1%}"
+
+
+# What the training clips test, by task: the verdict's last sentence.
+FIT_NOTE = {"arrow of time": "which only frame order can separate (each clip's reversed twin has the same frames)",
+            "camera pan": "where only the window's motion separates the classes (every class has the same content mix)"}
+
+
+def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95, task: str = "arrow of time") -> str:
     """A short paragraph written from the summary's numbers (the first row is the 2D reference)."""
     ref, others = summary.iloc[0], summary.iloc[1:]
     parts = []
@@ -191,10 +228,11 @@ def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0
         acc = f"Test accuracy ({accs}) comes from one seed each, so no difference can be called."
     else:
         acc = f"Test accuracy ({level:.0%} t-intervals over seeds): {accs}."
-        acc += f" Above chance ({chance:.0%}): {', '.join(above)}." if above else f" No variant is above chance ({chance:.0%})."
+        acc += (f" Above chance ({_pct(chance)}): {', '.join(above)}." if above
+                else f" No variant is above chance ({_pct(chance)}).")
         if below:
             acc += (f" Below chance: {', '.join(below)} — what they learned on the training stretches runs the "
-                    f"wrong way on the held-out ones (a video-specific cue, not a general arrow of time).")
+                    f"wrong way on the held-out ones (a video-specific cue, not a general {task} cue).")
     rank = ""
     if not known.empty:
         best = known.loc[known["test acc"].idxmax()]
@@ -203,9 +241,15 @@ def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0
         rank = (f" Highest mean: {best['variant']}; its interval " +
                 (f"does not overlap those of {', '.join(apart)}." if apart else "overlaps every other variant's."))
     fit_txt = ", ".join(f"{r['variant']} {r['train acc']:.0%}" for _, r in summary.iterrows())
-    fitted = (f" On the training clips, which only frame order can separate (each clip's reversed twin has the "
-              f"same frames), accuracy is {fit_txt} after {int(ref['epochs'])} epochs (inflated: in total).")
-    return "Efficiency: " + "; ".join(parts) + ". " + acc + rank + fitted
+    fitted = (f" On the training clips, {FIT_NOTE[task]}, accuracy is {fit_txt} after {int(ref['epochs'])} epochs "
+              f"(inflated: in total).")
+    unseen = ""
+    if "unseen acc" in summary:  # a video no run trained on: does what was learned transfer?
+        accs_u = "; ".join(f"{r['variant']} {_acc_text(r, 'unseen acc', 'unseen ci')}" for _, r in summary.iterrows())
+        above_u = [r["variant"] for _, r in summary.iterrows() if r["unseen acc"] - r["unseen ci"] > chance]
+        unseen = (f" On the unseen video: {accs_u}; above chance there: "
+                  f"{', '.join(above_u) if above_u else 'none'}.")
+    return "Efficiency: " + "; ".join(parts) + ". " + acc + rank + unseen + fitted
 
 
 # ---- The study of notebook 03 (plan, run, table, verdict, outputs) ----------------------------------------
@@ -218,22 +262,44 @@ SEED_TOKENS = [3136, 1568, 784]  # the seed's token counts at that scale: the mo
 SCALE_PROVENANCE = Provenance("none (shapes only)", "none (400-class head, random init)")
 
 
+# Output names of each task's tables and figures (the arrow of time keeps the names it had before the pan).
+NAMES = {"arrow of time": dict(sets="03_clip_sets", split="03_clip_split", runs="03_tubelet_runs",
+                               summary="03_tubelets_summary", figure="03_tubelets", curves="03_tubelets_curves"),
+         "camera pan": dict(sets="03_pan_clip_sets", split="03_pan_clip_split", runs="03_pan_runs",
+                            summary="03_pan_summary", figure="03_pan", curves="03_pan_curves")}
+
+
+@dataclass
+class TaskResults:
+    """One task's study, clip sets and runs."""
+
+    study: Study
+    sets: dict[str, ClipSet]  # "train", "test"[, "unseen video"]
+    runs: pd.DataFrame  # one row per (variant, seed): RESULT_COLUMNS
+    provenance: Provenance
+
+    @property
+    def test_set(self) -> ClipSet:
+        return self.sets["test"]
+
+
 @dataclass
 class TubeletResults:
     """Everything notebook 03 shows (tests build it from small clip sets)."""
 
-    study: Study
     scale: pd.DataFrame  # tokens, parameters, FLOPs at the seed's scale
-    train_set: ClipSet
-    test_set: ClipSet
-    runs: pd.DataFrame  # one row per (variant, seed): RESULT_COLUMNS
-    provenance: Provenance
+    tasks: dict[str, TaskResults]  # by task name, in the order the parameters list them
+
+    @property
+    def provenance(self) -> Provenance:
+        """The first task's (captions of outputs that name none)."""
+        return next(iter(self.tasks.values())).provenance
 
 
-def plan(params: Any) -> list[tuple[EmbeddingVariant, int]]:
-    """Every (variant, seed) the study trains (runs are files under the study's run directory, not TrainConfigs)."""
-    study = params.study()
-    return [(v, seed) for seed in study.seeds for v in study.variants]
+def plan(params: Any) -> list[tuple[str, EmbeddingVariant, int]]:
+    """Every (task, variant, seed) the study trains (runs are files under each study's run directory)."""
+    return [(task, v, seed) for task in params.tube_tasks for study in [params.study(task)]
+            for seed in study.seeds for v in study.variants]
 
 
 def seed_scale() -> pd.DataFrame:
@@ -246,53 +312,79 @@ def seed_scale() -> pd.DataFrame:
 
 
 def provenance(study: Study, epochs: Optional[int] = None) -> Provenance:
-    split = (f"arrow of time split by time: {study.data.blocks} stretches per video, first {study.data.train_frac:.0%} "
-             f"train, test {study.data.gap} frames away")
-    return Provenance(", ".join(study.data.videos), TEACHER, split=split, epochs=epochs)
+    d = study.data
+    split = (f"{d.task} split by time: {d.blocks} stretches per video, first {d.train_frac:.0%} train, test "
+             f"{d.gap} frames away")
+    videos = list(d.videos)
+    if getattr(d, "holdout", None):
+        split += f"; unseen video: {d.holdout}"
+        videos.append(d.holdout)
+    return Provenance(", ".join(videos), TEACHER, split=split, epochs=epochs)
 
 
 def run(params: Any, progress: bool = True) -> TubeletResults:
-    """Cut the clips, train every (variant, seed) (finished ones are read back), measure each."""
-    study = params.study()
-    train_set, test_set = arrow_of_time(study.data, params.cache_dir)
+    """For each task: cut the clips, train every (variant, seed) (finished ones are read back), measure each."""
+    scale, tasks = seed_scale(), {}
 
     def say(r: dict[str, Any]) -> None:
-        print(f"{r['variant']:>28s} seed {r['seed']}: test {r['test_acc']:.3f}, train {r['train_acc']:.3f}, "
+        unseen = f", unseen video {r['unseen_acc']:.3f}" if r["unseen_acc"] == r["unseen_acc"] else ""
+        print(f"{r['variant']:>28s} seed {r['seed']}: test {r['test_acc']:.3f}{unseen}, train {r['train_acc']:.3f}, "
               f"{r['train_seconds']:.1f} s")
 
-    runs = run_study(study, train_set, test_set, params.run_root, progress=say if progress else None)
-    return TubeletResults(study, seed_scale(), train_set, test_set, runs, provenance(study, study.train.epochs))
+    for task in params.tube_tasks:
+        study = params.study(task)
+        sets = cut_task(study.data, params.cache_dir)
+        if progress:
+            print(f"{task} (chance {_pct(study.chance)}):")
+        runs = run_study(study, sets, params.run_root, progress=say if progress else None)
+        tasks[task] = TaskResults(study, sets, runs, provenance(study, study.train.epochs))
+    return TubeletResults(scale, tasks)
 
 
-def table(results: TubeletResults) -> pd.DataFrame:
-    """The headline: per variant, tokens, FLOPs, speeds, memory, accuracy with its t interval over seeds."""
-    return summarize(results.runs)
+def table(results: TubeletResults, task: str = "arrow of time") -> pd.DataFrame:
+    """The headline of one task: per variant, tokens, FLOPs, speeds, memory, accuracy with its t interval over seeds."""
+    return summarize(results.tasks[task].runs)
 
 
 def verdict(results: TubeletResults) -> str:
-    return summary_verdict(table(results))
+    """One paragraph per task, each written from that task's summary."""
+    return "\n\n".join(f"{task[0].upper() + task[1:]} (chance {_pct(T.study.chance)}). "
+                        + summary_verdict(table(results, task), T.study.chance, task=task)
+                        for task, T in results.tasks.items())
+
+
+SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange", UNSEEN: "tab:purple"}
 
 
 def _split_table(regions: dict[str, dict]) -> pd.DataFrame:
-    return pd.DataFrame([{"video": name, "frames": r["frames"], "train frames": str(r["train"]),
-                          "test frames": str(r["test"]), "scene cuts after": str(r["cuts"]),
-                          "train windows": r["train_windows"], "test windows": r["test_windows"]}
-                         for name, r in regions.items()])
+    rows = []
+    for name, r in regions.items():
+        row = {"video": name, "frames": r["frames"]}
+        for role in SPLIT_COLORS:
+            if role in r:
+                row[f"{role} frames"] = str(r[role])
+        row["scene cuts after"] = str(r["cuts"])
+        for role in SPLIT_COLORS:
+            key = f"{role.replace(' ', '_')}_windows"
+            if key in r:
+                row[f"{role} windows"] = r[key]
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _split_figure(regions: dict[str, dict]):
     fig, axes = plt.subplots(len(regions), 1, figsize=(11, 0.6 * len(regions) + 1.2), squeeze=False, sharex=True)
     for ax, (name, r) in zip(axes[:, 0], regions.items()):
         ax.barh(0, r["frames"], color="0.85", height=0.8)
-        for role, color in (("train", "tab:blue"), ("test", "tab:orange")):
-            for lo, hi in r[role]:
+        for role, color in SPLIT_COLORS.items():
+            for lo, hi in r.get(role, []):
                 ax.barh(0, max(hi - lo, 0), left=lo, color=color, height=0.8, label=role)
         for c in r["cuts"]:
             ax.axvline(c + 0.5, color="k", lw=1)
         ax.set_yticks([0], [name])
         ax.set_xlim(0, max(v["frames"] for v in regions.values()))
-    handles, _ = axes[0, 0].get_legend_handles_labels()
-    axes[0, 0].legend(handles[:1] + handles[-1:], ["train", "test"], ncol=2, fontsize=8, loc="lower right",
+    seen = {label: h for ax in axes[:, 0] for h, label in zip(*ax.get_legend_handles_labels())}
+    axes[0, 0].legend(list(seen.values()), list(seen), ncol=len(seen), fontsize=8, loc="lower right",
                       bbox_to_anchor=(1, 1))
     axes[-1, 0].set_xlabel("source frame (grey: gap, black line: scene cut)")
     fig.subplots_adjust(bottom=0.3)  # room for the caption under the axis label
@@ -311,8 +403,8 @@ def moving_token(test_set: ClipSet, patch: int) -> tuple[int, int, int]:
     return k, row, col
 
 
-def _coverage_figure(R: TubeletResults, k: int, row: int, col: int):
-    clip, p, frames = R.test_set.clips[k], R.study.model.patch_size, R.study.data.num_frames
+def _coverage_figure(T: TaskResults, k: int, row: int, col: int):
+    clip, p, frames = T.test_set.clips[k], T.study.model.patch_size, T.study.data.num_frames
     kinds = [("2D: frame 1", 1, 1)] + [(f"t={t}: frames {t}-{2 * t - 1}", t, t) for t in (2, 4)
                                       if frames % t == 0 and frames >= 2 * t]
     fig, axes = plt.subplots(len(kinds), frames, figsize=(1.3 * frames, 1.45 * len(kinds)), squeeze=False)
@@ -331,7 +423,7 @@ def _coverage_figure(R: TubeletResults, k: int, row: int, col: int):
     return fig
 
 
-def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str):
+def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str, chance: float):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     names = summary["variant"].tolist()
     xs = range(len(names))
@@ -341,7 +433,10 @@ def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str):
         seeds = runs[runs["variant"] == name]
         axes[0].plot([i] * len(seeds), seeds["test_acc"], "k.", ms=5)
     axes[0].plot(xs, summary["train acc"], "o", mfc="none", mec="tab:red", label="train (mean)")
-    axes[0].axhline(0.5, color="0.4", ls="--", lw=1, label="chance")
+    if "unseen acc" in summary:
+        axes[0].errorbar(xs, summary["unseen acc"], yerr=summary["unseen ci"].fillna(0), fmt="D", color="tab:purple",
+                         capsize=3, ms=5, label="unseen video (mean ± 95 % CI)")
+    axes[0].axhline(chance, color="0.4", ls="--", lw=1, label=f"chance ({_pct(chance)})")
     axes[0].set_ylim(0, 1)
     axes[0].set_ylabel("accuracy (share of test clips)")
     width = 0.4
@@ -359,30 +454,108 @@ def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str):
     return fig
 
 
+def _pan_classes_figure(test_set: ClipSet, frames: int = 8):
+    """One test clip per class at the fastest speed, as a frame strip; the arrow is the window's motion."""
+    speed = test_set.origin[:, 4]
+    fast = speed == speed.max()
+    moves = {"static": (0, 0), **{name: (dx, dy) for name, dx, dy in PAN_DIRECTIONS}}
+    shown = min(frames, test_set.num_frames)
+    fig, axes = plt.subplots(len(test_set.classes), shown, figsize=(1.15 * shown + 1.2, 1.15 * len(test_set.classes)),
+                             squeeze=False)
+    for row, name in enumerate(test_set.classes):
+        k = int(torch.nonzero(fast & (test_set.labels == row)).flatten()[0])
+        clip, side = test_set.clips[k], test_set.clips.shape[-1]
+        for f in range(shown):
+            ax = axes[row, f]
+            ax.imshow(clip[f].permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"frame {f}", fontsize=8)
+        dx, dy = moves[name]
+        c, arm = side / 2, side * 0.3
+        if (dx, dy) == (0, 0):
+            axes[row, 0].plot([c], [c], "o", color="yellow", mec="k", ms=7)
+        else:
+            axes[row, 0].annotate("", xy=(c + arm * dx, c + arm * dy), xytext=(c - arm * dx, c - arm * dy),
+                                  arrowprops=dict(arrowstyle="-|>", color="yellow", lw=2.5, mutation_scale=14))
+        axes[row, 0].set_ylabel(f"{name}\n{int(speed[k])} px/frame", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _curves_figure(T: TaskResults):
+    """Test accuracy after every epoch, against epochs and against training compute (3x forward FLOPs per clip)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), sharey=True)
+    runs, n_train = T.runs, len(T.sets["train"])
+    base = runs[runs["slug"] == "2d"]
+    for name, g in runs.groupby("variant", sort=False):
+        curves = torch.tensor([list(c) for c in g["test_curve"]], dtype=torch.float64)  # (seeds, epochs)
+        mean, lo, hi = curves.mean(0), curves.min(0).values, curves.max(0).values
+        epochs = torch.arange(1, curves.shape[1] + 1, dtype=torch.float64)
+        gflop = 3 * g["gflops"].iloc[0] * n_train  # one training epoch, all clips, forward + backward
+        start_ep, start_fl = 0.0, 0.0
+        if "inflated" in name and not base.empty:  # it starts from the 2D model: count that training too
+            start_ep, start_fl = float(base["epochs"].iloc[0]), 3 * base["gflops"].iloc[0] * n_train * base["epochs"].iloc[0]
+        for ax, x in zip(axes, (start_ep + epochs, start_fl + gflop * epochs)):
+            (line,) = ax.plot(x, mean, marker=".", label=name)
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
+    for ax in axes:
+        ax.axhline(T.study.chance, color="0.4", ls="--", lw=1, label=f"chance ({_pct(T.study.chance)})")
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("test accuracy (line: mean over seeds, band: min-max)")
+    axes[0].set_xlabel("training epochs (inflated: its 2D model's epochs, then fine-tuning)")
+    axes[1].set_xlabel("training compute, GFLOPs (3 x forward FLOPs per clip x clips seen)")
+    axes[1].set_xscale("log")
+    legend_outside(axes[1])
+    fig.tight_layout()
+    return fig
+
+
+def _task_outputs(T: TaskResults) -> list[Output]:
+    """The tables and figures every task has, under the task's names."""
+    names, summary, task = NAMES[T.study.data.task], summarize(T.runs), T.study.data.task
+    no_epochs = replace(T.provenance, epochs=None)  # the clips and their split do not depend on training
+    regions = T.test_set.meta["regions"]
+    held_out = [f"{split}: {s.describe()}" for split, s in T.sets.items()]
+    cols = ["test acc", "ci"] + (["unseen acc", "unseen ci"] if "unseen acc" in summary else [])
+    shown = summary.assign(**{c: [f"{a:.3f} ± {h:.3f}" if h == h else f"{a:.3f}" for a, h in zip(summary[c], summary[ci])]
+                              for c, ci in zip(cols[::2], cols[1::2])}).drop(columns=cols[1::2])
+    shown.insert(shown.columns.get_loc("test acc"), "chance", T.study.chance)
+    return [
+        Text(names["sets"], "\n".join(held_out)),
+        Table(names["split"], _split_table(regions), f"{task[0].upper() + task[1:]} clip regions per video "
+              "([start, end) frames)", None, provenance=no_epochs),
+        Figure(names["split"], f"Which frames give the {task} task's clips", lambda: _split_figure(regions),
+               provenance=no_epochs),
+        Table(names["runs"], T.runs.drop(columns=["slug", "test_curve"]), f"Every (variant, seed) run on the {task}: "
+              "accuracy, timing, memory", None, provenance=T.provenance),
+        Table(names["summary"], shown, f"2D patches vs tubelets on the {task} ({len(T.test_set)} test clips, device "
+              f"{T.study.train.device})", 3, provenance=T.provenance),
+        Figure(names["figure"], f"Accuracy, speed and memory of each patch embedding on the {task}",
+               lambda: _summary_figure(summary, T.runs, T.study.train.device, T.study.chance), provenance=T.provenance),
+        Figure(names["curves"], f"Test accuracy of each patch embedding on the {task} as training goes on",
+               lambda: _curves_figure(T), provenance=T.provenance),
+    ]
+
+
 def outputs(results: TubeletResults) -> list[Output]:
     """Notebook 03's tables, figures and lines, by name."""
-    R, summary = results, table(results)
-    no_epochs = replace(R.provenance, epochs=None)  # the clips and their split do not depend on training
-    regions = R.train_set.meta["regions"]
-    k, row, col = moving_token(R.test_set, R.study.model.patch_size)
-    origin, p = R.test_set.origin[k].tolist(), R.study.model.patch_size
-    shown = summary.assign(**{"test acc": [f"{a:.3f} ± {c:.3f}" if c == c else f"{a:.3f}"
-                                           for a, c in zip(summary["test acc"], summary["ci"])]}).drop(columns=["ci"])
-    return [
-        Table("03_token_counts", R.scale, "Tokens, parameters, forward GFLOPs per clip of ViT-B/16 at 16 x 224 x 224 "
-              "(meta device)", None, provenance=SCALE_PROVENANCE),
-        Text("03_clip_sets", f"train: {R.train_set.describe()}\ntest:  {R.test_set.describe()}"),
-        Table("03_clip_split", _split_table(regions), "Arrow-of-time clip regions per video ([start, end) frames)",
-              None, provenance=no_epochs),
-        Figure("03_clip_split", "Which frames give train and test clips", lambda: _split_figure(regions),
-               provenance=no_epochs),
-        Figure("03_tubelet_coverage", f"One token of each embedding on test clip {k} ({R.study.data.videos[origin[0]]}, "
-               f"source frames from {origin[1]} step {R.study.data.frame_step}, crop x={origin[2]}); red: the {p}x{p} "
-               "patch", lambda: _coverage_figure(R, k, row, col), provenance=no_epochs),
-        Table("03_tubelet_runs", R.runs.drop(columns=["slug"]), "Every (variant, seed) run: accuracy, timing, memory",
-              None),
-        Table("03_tubelets_summary", shown, f"2D patches vs tubelets on the arrow of time ({len(R.test_set)} test clips, "
-              f"device {R.study.train.device})", 3),
-        Figure("03_tubelets", "Accuracy, speed and memory of each patch embedding",
-               lambda: _summary_figure(summary, R.runs, R.study.train.device)),
-    ]
+    R = results
+    out: list[Output] = [Table("03_token_counts", R.scale, "Tokens, parameters, forward GFLOPs per clip of ViT-B/16 at "
+                               "16 x 224 x 224 (meta device)", None, provenance=SCALE_PROVENANCE)]
+    for task, T in R.tasks.items():
+        out += _task_outputs(T)
+        no_epochs = replace(T.provenance, epochs=None)
+        if task == "arrow of time":
+            k, row, col = moving_token(T.test_set, T.study.model.patch_size)
+            origin, p = T.test_set.origin[k].tolist(), T.study.model.patch_size
+            out.append(Figure("03_tubelet_coverage", f"One token of each embedding on test clip {k} "
+                              f"({T.study.data.videos[origin[0]]}, source frames from {origin[1]} step "
+                              f"{T.study.data.frame_step}, crop x={origin[2]}); red: the {p}x{p} patch",
+                              lambda T=T, k=k, row=row, col=col: _coverage_figure(T, k, row, col), provenance=no_epochs))
+        else:
+            out.append(Figure("03_pan_classes", "One test clip of each camera-pan class at the fastest speed; arrow: "
+                              "the window's motion (the content moves the other way), dot: static",
+                              lambda T=T: _pan_classes_figure(T.test_set), provenance=no_epochs))
+    return out
