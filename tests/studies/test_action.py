@@ -291,6 +291,11 @@ def test_fit_is_deterministic_and_needs_twins_when_paired(bunny_clips):
 def test_flops_and_memory_are_counted():
     flops = [flops_per_clip(tiny(t)) for t in (1, 2, 4)]
     assert flops[0] > flops[1] > flops[2] > 0
+    model, d = tiny(1), SMOKE.width  # 8 frames x 16 patches = 128 tokens, one layer
+    n, embed = model.num_tokens, 2 * model.num_tokens * d * 3 * SMOKE.patch_size ** 2
+    linear = 2 * n * (4 * d * d + 2 * d * int(d * SMOKE.mlp_ratio)) + 2 * d * SMOKE.num_classes  # qkv, out, MLP, head
+    attention = 2 * 2 * n * n * d  # q.k and attention x v, every token pair: a real CPU model's fused kernel hides it
+    assert flops[0] == embed + linear + attention
     def two_then_one():
         a, b = torch.empty(262144), torch.empty(262144)  # 1 MiB each, alive together
         del a, b
@@ -308,12 +313,15 @@ def test_t_interval_values():
 def test_study_trains_every_variant_and_reuses_finished_runs(bunny_clips, tmp_path):
     train, test = bunny_clips
     study = Study(ArrowOfTime(videos=("bunny",), crops=1), SMOKE,
-                  TrainSpec(epochs=1, batch_size=16), finetune_epochs=1, seeds=(0,))
+                  TrainSpec(epochs=3, batch_size=16), finetune_epochs=1, seeds=(0,))
     runs = run_study(study, {"train": train, "test": test}, tmp_path)
-    assert runs["slug"].tolist() == ["2d", "t2", "t4", "t2-central"] and runs["tokens"].tolist() == [128, 64, 32, 64]
-    assert runs["epochs"].tolist() == [1, 1, 1, 2] and runs["test_acc"].between(0, 1).all()
+    slugs = ["2d", "t2", "t4", "t2-central", "t2-average", "t2-eqflops", "t4-eqflops"]
+    assert runs["slug"].tolist() == slugs and runs["tokens"].tolist() == [128, 64, 32, 64, 64, 64, 32]
+    ratio = runs["gflops"].iloc[0] / runs["gflops"]  # equal FLOPs: epochs x FLOPs per clip as the 2D model's
+    assert runs["epochs"].tolist()[:5] == [3, 3, 3, 4, 4] and runs["test_acc"].between(0, 1).all()
+    assert runs["epochs"].tolist()[5:] == [round(3 * ratio[5]), round(3 * ratio[6])] and ratio[6] > ratio[5] > 1
     assert runs["test_acc"].tolist() == [c[-1] for c in runs["test_curve"]]  # the curve ends at the final score
-    assert [len(c) for c in runs["test_curve"]] == [1, 1, 1, 1]  # one point per epoch (inflated: its fine-tuning)
+    assert [len(c) for c in runs["test_curve"]] == [3, 3, 3, 1, 1, *runs["epochs"][5:]]  # per epoch (inflated: fine-tuning)
     assert runs["unseen_acc"].isna().all()  # the arrow of time has no unseen-video split
     assert not runs.drop(columns=["unseen_acc"]).isna().any().any()  # every other column is filled by a run
     files = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}

@@ -31,15 +31,15 @@ def measured_tokens(model: LSViTForAction) -> int:
 def flops_per_clip(model: LSViTForAction) -> int:
     """Forward FLOPs for one clip (2 per multiply-add), counted by torch's FlopCounterMode.
 
-    Counted in train mode: in eval mode nn.TransformerEncoder may take a fused kernel whose inner
-    matmuls the counter cannot see. Works on a model built on the ``meta`` device (no compute).
+    Counted on a shape-only twin built from the model's config on the ``meta`` device, in train mode:
+    there attention runs as plain batched matmuls the counter sees, while the fused attention kernels
+    of a real CPU or GPU model (and eval mode's fast path) are invisible to it, which would drop the
+    part of the cost that grows with the square of the token count. Nothing is computed.
     """
-    was_training = model.training
-    model.train()
-    try:
-        return count_flops(lambda: model(example_clip(model)))
-    finally:
-        model.train(was_training)
+    with torch.device("meta"):
+        twin = LSViTForAction(model.config)
+    twin.train()
+    return count_flops(lambda: twin(example_clip(twin)))
 
 
 def scale_table(frames: int = 16, image_size: int = 224, patch_size: int = 16, tubelets: Sequence[int] = (1, 2, 4),

@@ -25,7 +25,7 @@ from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.tubelets.clips import PAN_DIRECTIONS, ClipSet, Task, cut_task
 from hnerv_lib.studies.tubelets.config import ViTConfig
-from hnerv_lib.studies.tubelets.inflate import inflate
+from hnerv_lib.studies.tubelets.inflate import INFLATION_MODES, inflate
 from hnerv_lib.studies.tubelets.measure import (
     flops_per_clip,
     inference_clips_per_s,
@@ -49,17 +49,24 @@ STUDY_VERSION = 3  # bump when clip cutting, training or measuring changes, so e
 
 @dataclass(frozen=True)
 class EmbeddingVariant:
-    """One patch-embedding choice: 2D (tubelet_size 1) or 3D tubelets, from scratch or inflated from 2D."""
+    """One patch-embedding choice: 2D (tubelet_size 1) or 3D tubelets, from scratch or inflated from 2D.
+
+    ``equal_flops``: train from scratch for as many epochs as spend the 2D variant's training FLOPs (a
+    tubelet clip costs fewer FLOPs, so it gets more epochs: the comparison at equal compute).
+    """
 
     name: str  # label in tables and plots
     tubelet_size: int = 1  # 1: 2D patches per frame; > 1: Conv3d tubelets of this many frames
     inflate: Optional[str] = None  # "central" | "average": start from the same seed's trained 2D model
+    equal_flops: bool = False  # epochs scaled to the 2D variant's training FLOPs
 
     @property
     def slug(self) -> str:
-        """File-name form: ``2d``, ``t2``, ``t2-central``."""
+        """File-name form: ``2d``, ``t2``, ``t2-central``, ``t2-eqflops``."""
         base = "2d" if self.tubelet_size == 1 else f"t{self.tubelet_size}"
-        return f"{base}-{self.inflate}" if self.inflate else base
+        if self.inflate:
+            return f"{base}-{self.inflate}"
+        return f"{base}-eqflops" if self.equal_flops else base
 
     def config(self, base: ViTConfig) -> ViTConfig:
         """``base`` with this variant's patch embedding."""
@@ -72,7 +79,10 @@ VARIANTS = (
     EmbeddingVariant("2D patches", 1),
     EmbeddingVariant("tubelet 2", 2),
     EmbeddingVariant("tubelet 4", 4),
-    EmbeddingVariant("tubelet 2, inflated from 2D", 2, inflate="central"),  # ViViT's best initialisation
+    EmbeddingVariant("tubelet 2, inflated (central)", 2, inflate="central"),  # ViViT's best initialisation
+    EmbeddingVariant("tubelet 2, inflated (average)", 2, inflate="average"),  # I3D's filter inflation
+    EmbeddingVariant("tubelet 2, 2D's FLOPs", 2, equal_flops=True),
+    EmbeddingVariant("tubelet 4, 2D's FLOPs", 4, equal_flops=True),
 )
 
 
@@ -134,6 +144,8 @@ def run_one(study: Study, variant: EmbeddingVariant, seed: int, sets: dict[str, 
         spec = replace(spec, epochs=study.finetune_epochs)
     else:
         model = LSViTForAction(variant.config(study.model), num_frames=train_set.num_frames)
+        if variant.equal_flops:
+            spec = replace(spec, epochs=equal_flops_epochs(study, train_set.num_frames, flops_per_clip(model)))
     curve: list[float] = []
 
     def score(epoch: int, loss: float) -> None:
@@ -149,6 +161,14 @@ def run_one(study: Study, variant: EmbeddingVariant, seed: int, sets: dict[str, 
            "train_seconds": history["train_seconds"], "test_clips": len(test_set), **_measure(model, spec.batch_size),
            "test_curve": curve}
     return model, row
+
+
+def equal_flops_epochs(study: Study, num_frames: int, flops: float) -> int:
+    """Epochs of a model of ``flops`` forward FLOPs per clip that cost what the 2D variant's training costs."""
+    with torch.device("meta"):  # shapes only: no weights, no draw from the seeded generator
+        model2d = LSViTForAction(EmbeddingVariant("2D", 1).config(study.model), num_frames=num_frames)
+    flops2d = flops_per_clip(model2d)
+    return max(1, round(study.train.epochs * flops2d / flops))
 
 
 def _score(model: LSViTForAction, data: ClipSet, device: str) -> float:
@@ -213,8 +233,11 @@ FIT_NOTE = {"arrow of time": "which only frame order can separate (each clip's r
 def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95, task: str = "arrow of time") -> str:
     """A short paragraph written from the summary's numbers (the first row is the 2D reference)."""
     ref, others = summary.iloc[0], summary.iloc[1:]
-    parts = []
+    parts, described = [], set()
     for _, r in others.iterrows():
+        if (r["tokens"], r["MFLOPs / clip"]) in described:  # same embedding, other training: said once
+            continue
+        described.add((r["tokens"], r["MFLOPs / clip"]))
         parts.append(f"{r['variant']} uses {r['tokens'] / ref['tokens']:.0%} of the 2D tokens and "
                      f"{r['MFLOPs / clip'] / ref['MFLOPs / clip']:.0%} of its FLOPs, infers at "
                      f"{r['infer clips/s'] / ref['infer clips/s']:.1f}x and trains at "
@@ -495,7 +518,7 @@ def _curves_figure(T: TaskResults):
         epochs = torch.arange(1, curves.shape[1] + 1, dtype=torch.float64)
         gflop = 3 * g["gflops"].iloc[0] * n_train  # one training epoch, all clips, forward + backward
         start_ep, start_fl = 0.0, 0.0
-        if "inflated" in name and not base.empty:  # it starts from the 2D model: count that training too
+        if g["slug"].iloc[0].endswith(INFLATION_MODES) and not base.empty:  # it starts from the 2D model: count that training too
             start_ep, start_fl = float(base["epochs"].iloc[0]), 3 * base["gflops"].iloc[0] * n_train * base["epochs"].iloc[0]
         for ax, x in zip(axes, (start_ep + epochs, start_fl + gflop * epochs)):
             (line,) = ax.plot(x, mean, marker=".", label=name)
