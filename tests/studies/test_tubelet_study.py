@@ -57,6 +57,11 @@ def test_outputs_caption_the_clip_split_without_epochs_and_the_scale_without_a_v
     assert len(fig.axes) == 2 * 4  # 2D and tubelet-2 rows (4 frames cannot hold two 4-frame tubelets) x 4 frames
     assert study.verdict(R).startswith("Arrow of time (chance 50%). Efficiency: tubelet 2 uses 50% of the 2D tokens")
     assert len(next(o for o in named["03_tubelets_curves"] if isinstance(o, Figure)).draw().axes) == 2
+    claims = next(o for o in named["03_claims"] if isinstance(o, Table)).frame
+    faster = claims[claims["claim"] == study.SEED_CLAIMS["speed"]]
+    assert faster["outcome"].tolist() == ["holds"] and "50% of the tokens; trains at 2.0x, infers at 2.0x" in faster["evidence"].iloc[0]
+    motion = claims[claims["claim"] == study.SEED_CLAIMS["motion"]]
+    assert motion["outcome"].tolist() == ["contradicted"]  # 0.605 under 0.805, intervals apart: 2D is better here
 
 
 def test_the_seed_scale_reproduces_the_seeds_token_counts(monkeypatch):

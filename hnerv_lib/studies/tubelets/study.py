@@ -315,8 +315,14 @@ class TubeletResults:
 
     @property
     def provenance(self) -> Provenance:
-        """The first task's (captions of outputs that name none)."""
-        return next(iter(self.tasks.values())).provenance
+        """For captions of outputs that span the tasks (claims, verdict): every task's videos and splits."""
+        provs = [T.provenance for T in self.tasks.values()]
+        if len(provs) == 1:
+            return provs[0]
+        videos = list(dict.fromkeys(v for p in provs for v in p.video.split(", ")))
+        epochs = {p.epochs for p in provs}
+        return Provenance(", ".join(videos), TEACHER, split=" | ".join(p.split for p in provs if p.split),
+                          epochs=epochs.pop() if len(epochs) == 1 else None)
 
 
 def plan(params: Any) -> list[tuple[str, EmbeddingVariant, int]]:
@@ -377,6 +383,46 @@ def verdict(results: TubeletResults) -> str:
 
 
 SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange", UNSEEN: "tab:purple"}
+
+
+# Seed 004's claims for 3D tubelets, in its words, and what tests each here.
+SEED_CLAIMS = {"speed": "Fewer patches (faster)", "motion": "Better motion capture; better temporal modeling",
+               "compute": "More efficient for videos", "t4": "tubelet_size=4: aggressive reduction, may lose temporal detail"}
+OUTCOME = {1: "holds", -1: "contradicted", 0: "not separated (intervals overlap)", None: "no interval (one seed)"}
+
+
+def _compare(S: pd.DataFrame, a: str, b: str, col: str, ci: str) -> tuple[str, str]:
+    """(evidence, outcome) of "variant ``a`` scores higher than ``b``" on one accuracy column."""
+    ea, eb = (Estimate.half_width(S.loc[k, col], S.loc[k, ci]) for k in (a, b))
+    text = f"{S.loc[a, 'variant']} {_acc_text(S.loc[a], col, ci)} vs {S.loc[b, 'variant']} {_acc_text(S.loc[b], col, ci)}"
+    return text, OUTCOME[judge(ea, eb)]
+
+
+def claims(results: TubeletResults) -> pd.DataFrame:
+    """Each seed claim, tested on each task from the summary numbers: holds, contradicted or not separated."""
+    rows = []
+    for task, T in results.tasks.items():
+        S = summarize(T.runs).assign(slug=lambda d: d["variant"].map(dict(zip(T.runs["variant"], T.runs["slug"]))))
+        S = S.set_index("slug", drop=False)
+        splits = [("test acc", "ci", "test")] + ([("unseen acc", "unseen ci", UNSEEN)] if "unseen acc" in S else [])
+        for t in [k for k in ("t2", "t4") if k in S.index and "2d" in S.index]:
+            train, infer = (S.loc[t, c] / S.loc["2d", c] for c in ("train clips/s", "infer clips/s"))
+            rows.append({"claim": SEED_CLAIMS["speed"], "task": task, "test": f"{S.loc[t, 'variant']} vs 2D, clips/s",
+                         "evidence": f"{S.loc[t, 'tokens'] / S.loc['2d', 'tokens']:.0%} of the tokens; trains at {train:.1f}x, "
+                                     f"infers at {infer:.1f}x (medians over seeds)",
+                         "outcome": OUTCOME[1] if min(train, infer) > 1 else OUTCOME[-1]})
+            for col, ci, split in splits:
+                rows.append({"claim": SEED_CLAIMS["motion"], "task": task, "test": f"{S.loc[t, 'variant']} vs 2D, {split} "
+                             "accuracy, same epochs", **dict(zip(("evidence", "outcome"), _compare(S, t, "2d", col, ci)))})
+                if f"{t}-eqflops" in S.index:
+                    rows.append({"claim": SEED_CLAIMS["compute"], "task": task, "test": f"{S.loc[t + '-eqflops', 'variant']} "
+                                 f"vs 2D, {split} accuracy, equal training FLOPs",
+                                 **dict(zip(("evidence", "outcome"), _compare(S, t + "-eqflops", "2d", col, ci)))})
+        if {"t2", "t4"} <= set(S.index):
+            for col, ci, split in splits:
+                rows.append({"claim": SEED_CLAIMS["t4"], "task": task, "test": f"tubelet 2 vs tubelet 4, {split} accuracy",
+                             **dict(zip(("evidence", "outcome"), _compare(S, "t2", "t4", col, ci)))})
+    return pd.DataFrame(rows, columns=["claim", "task", "test", "evidence", "outcome"])
 
 
 def _split_table(regions: dict[str, dict]) -> pd.DataFrame:
@@ -567,6 +613,8 @@ def outputs(results: TubeletResults) -> list[Output]:
     R = results
     out: list[Output] = [Table("03_token_counts", R.scale, "Tokens, parameters, forward GFLOPs per clip of ViT-B/16 at "
                                "16 x 224 x 224 (meta device)", None, provenance=SCALE_PROVENANCE)]
+    out.append(Table("03_claims", claims(R), "Seed 004's claims for tubelets, each tested on each task (outcome "
+                     "from 95 % t-intervals over seeds; 'holds' only when they separate)", None))
     for task, T in R.tasks.items():
         out += _task_outputs(T)
         no_epochs = replace(T.provenance, epochs=None)
