@@ -215,8 +215,8 @@ class TubeletParams(ReportParams):
     tube_width: int = 32  # token dimension
     tube_depth: int = 2  # transformer layers
     tube_heads: int = 2  # attention heads
-    tube_epochs: int = 15  # epochs from scratch (2D and tubelets alike)
-    tube_finetune_epochs: int = 6  # epochs of the inflated model, on top of its 2D model's
+    tube_epochs: int = 15  # arrow-of-time epochs from scratch (2D and tubelets alike)
+    tube_finetune_epochs: int = 6  # arrow-of-time epochs of the inflated models, on top of their 2D model's
     tube_batch: int = 16  # clips per step
     tube_lr: float = 1e-3  # AdamW peak learning rate
     tube_seeds: int = 3  # seeds 0..n-1; accuracy intervals are over seeds
@@ -226,6 +226,9 @@ class TubeletParams(ReportParams):
     pan_context: int = 64  # videos are resized to this height; the window moves inside it
     pan_frame_step: int = 1  # source frames between clip frames (the scene's own motion is the nuisance)
     pan_train_stride: int = 1  # start-frame stride of train windows: 2 halves the train clips
+    pan_draws: int = 1  # train clips per (window start, speed, class) at fresh positions: the 2D model needs many
+    pan_epochs: int = 15  # pan epochs from scratch (an epoch holds pan_draws x the windows)
+    pan_finetune_epochs: int = 6  # pan epochs of the inflated models, on top of their 2D model's
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -244,7 +247,8 @@ class TubeletParams(ReportParams):
 
         return CameraPan(videos=tuple(self.pan_videos), holdout=self.pan_holdout, num_frames=self.tube_frames,
                          frame_step=self.pan_frame_step, size=self.tube_size, context=self.pan_context,
-                         speeds=tuple(self.pan_speeds), blocks=self.tube_blocks, train_stride=self.pan_train_stride)
+                         speeds=tuple(self.pan_speeds), blocks=self.tube_blocks, train_stride=self.pan_train_stride,
+                         draws=self.pan_draws)
 
     def study(self, task: str = "arrow of time"):
         """The typed Study (data, 2D base model, training, seeds) of one task these parameters describe.
@@ -258,9 +262,11 @@ class TubeletParams(ReportParams):
         model = ViTConfig(image_size=self.tube_size, patch_size=self.tube_patch, width=self.tube_width,
                           depth=self.tube_depth, heads=self.tube_heads, num_classes=len(data.classes))
         twins = task == "arrow of time"
-        train = TrainSpec(epochs=self.tube_epochs, batch_size=self.tube_batch, lr=self.tube_lr, paired=twins,
-                          flip=twins, device=self.device)
-        return Study(data, model, train, self.tube_finetune_epochs, tuple(range(self.tube_seeds)))
+        epochs, finetune = ((self.tube_epochs, self.tube_finetune_epochs) if twins
+                            else (self.pan_epochs, self.pan_finetune_epochs))
+        train = TrainSpec(epochs=epochs, batch_size=self.tube_batch, lr=self.tube_lr, paired=twins, flip=twins,
+                          device=self.device)
+        return Study(data, model, train, finetune, tuple(range(self.tube_seeds)))
 
 
 @dataclass

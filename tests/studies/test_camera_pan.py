@@ -1,5 +1,7 @@
 """The camera-pan clips (issue 16): the window's path, class balance, the time split and the held-out video."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -64,3 +66,17 @@ def test_without_a_holdout_there_is_no_unseen_video_split(smoke_cache):
     sets = camera_pan(CameraPan(videos=("carphone",), holdout=None, num_frames=4, size=16, context=32, speeds=(2,),
                                 train_stride=8, test_stride=8), smoke_cache)
     assert sorted(sets) == ["test", "train"]
+
+
+def test_draws_repeat_each_train_window_at_fresh_positions_and_leave_the_test_split_alone(pan_sets, smoke_cache):
+    more = camera_pan(replace(SPEC, draws=3), smoke_cache)
+    train, one = more["train"], pan_sets["train"]
+    assert len(train) == 3 * len(one) and (torch.bincount(train.labels) == len(train) // 9).all()
+    assert sorted(set(train.origin[:, 1].tolist())) == sorted(set(one.origin[:, 1].tolist()))  # the same frames
+    per_window = {}
+    for o, label in zip(train.origin.tolist(), train.labels.tolist()):
+        per_window.setdefault((o[1], o[4], label), set()).add((o[2], o[3]))
+    assert sum(len(p) > 1 for p in per_window.values()) > 0.9 * len(per_window)  # fresh positions, not copies
+    assert len(more["test"]) == len(pan_sets["test"]) and len(more["unseen video"]) == len(pan_sets["unseen video"])
+    with pytest.raises(DataError, match="CameraPan.draws must be >= 1; got 0"):
+        CameraPan(draws=0)

@@ -232,7 +232,9 @@ class CameraPan:
 
     The label is the window's direction (9 classes, chance 1/9); its speed (one of ``speeds``, pixels
     per clip frame) is a nuisance the model must see through. Every window start gives, for each speed,
-    one clip of every class, each at its own random position, so classes have the same content mix.
+    one clip of every class, each at its own random position, so classes have the same content mix;
+    ``draws`` > 1 repeats that for the train split at fresh positions (more distinct train clips from
+    the same frames: what a 2D-patch model needs to learn the motion instead of the content).
     """
 
     task: ClassVar[str] = "camera pan"
@@ -251,11 +253,12 @@ class CameraPan:
     test_stride: int = 2  # start-frame stride of test windows (and of the held-out video's)
     cut_threshold: float = 30.0  # mean |frame difference| above which a scene cut is assumed
     seed: int = 0  # window positions
+    draws: int = 1  # train clips per (window start, speed, class), each at a fresh random position
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "videos", tuple(self.videos))
         object.__setattr__(self, "speeds", tuple(self.speeds))
-        for name in ("num_frames", "frame_step", "size", "context", "blocks", "train_stride", "test_stride"):
+        for name in ("num_frames", "frame_step", "size", "context", "blocks", "train_stride", "test_stride", "draws"):
             if getattr(self, name) < 1:
                 raise DataError(f"CameraPan.{name} must be >= 1; got {getattr(self, name)!r}")
         if not self.speeds or min(self.speeds) < 1:
@@ -294,14 +297,14 @@ def _pan_start(limit: int, size: int, shift: int, gen: torch.Generator) -> int:
     return lo + int(torch.randint(hi - lo + 1, (), generator=gen))
 
 
-def _pan_cut(frames: torch.Tensor, starts: list[int], spec: CameraPan, vid: int, gen: torch.Generator):
+def _pan_cut(frames: torch.Tensor, starts: list[int], spec: CameraPan, vid: int, gen: torch.Generator, draws: int = 1):
     clips, labels, origin = [], [], []
     h, w = frames.shape[-2:]
     moves = [(0, 0)] + [(dx, dy) for _, dx, dy in PAN_DIRECTIONS]
     for s in starts:
         window = frames[s : s + spec.span : spec.frame_step]
         for speed in spec.speeds:
-            for label, (dx, dy) in enumerate(moves):
+            for label, (dx, dy) in [m for _ in range(draws) for m in enumerate(moves)]:
                 shift = (spec.num_frames - 1) * speed
                 x0, y0 = _pan_start(w, spec.size, shift * dx, gen), _pan_start(h, spec.size, shift * dy, gen)
                 path = pan_path(spec.num_frames, dx, dy, speed, x0, y0)
@@ -336,7 +339,7 @@ def camera_pan(spec: CameraPan, cache_dir: str | Path = "data/cache") -> dict[st
                   for name, rs in ranges.items()}
         for name, st in starts.items():
             acc = parts.setdefault(name, ([], [], []))
-            for lst, new in zip(acc, _pan_cut(frames, st, spec, vid, gen)):
+            for lst, new in zip(acc, _pan_cut(frames, st, spec, vid, gen, spec.draws if name == "train" else 1)):
                 lst.extend(new)
         info[source] = {"frames": n, **ranges, "cuts": cuts,
                         **{f"{k.replace(' ', '_')}_windows": len(v) for k, v in starts.items()}}
