@@ -30,7 +30,7 @@ from hnerv_lib.studies.ablation import Ablation
 from hnerv_lib.studies.rate_distortion import NetworkCurve
 from hnerv_lib.studies.tubelets.clips import ArrowOfTime, CameraPan
 from hnerv_lib.studies.tubelets.config import ViTConfig
-from hnerv_lib.studies.tubelets.study import Study
+from hnerv_lib.studies.tubelets.study import VARIANTS, Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
 from hnerv_lib.train.config import TrainConfig, legacy_bf16, warmup_epochs
 from hnerv_lib.train.trainer import validate
@@ -220,6 +220,7 @@ class TubeletParams(ReportParams):
     tube_batch: int = 16  # clips per step
     tube_lr: float = 1e-3  # AdamW peak learning rate
     tube_seeds: int = 3  # seeds 0..n-1; accuracy intervals are over seeds
+    tube_variants: list[str] = field(default_factory=lambda: [v.slug for v in VARIANTS])  # embeddings trained, by slug
     pan_videos: list[str] = field(default_factory=lambda: ["bunny", "bikes"])  # camera-pan train videos (later stretches: test)
     pan_holdout: Optional[str] = "carphone"  # a video no run trains on: the pan's "unseen video" split (None: none)
     pan_speeds: list[int] = field(default_factory=lambda: [1, 2])  # window speeds, pixels per clip frame
@@ -235,6 +236,10 @@ class TubeletParams(ReportParams):
         unknown = [t for t in self.tube_tasks if t not in TUBE_TASKS]
         if unknown or not self.tube_tasks:
             raise ConfigError(f"tube_tasks={self.tube_tasks!r}: each must be one of {list(TUBE_TASKS)} (at least one)")
+        slugs = [v.slug for v in VARIANTS]
+        if not self.tube_variants or self.tube_variants[0] != "2d" or not set(self.tube_variants) <= set(slugs):
+            raise ConfigError(f"tube_variants={self.tube_variants!r}: '2d' first (the reference, and the inflated "
+                              f"models' start), then any of {slugs[1:]}")
 
     def arrow_spec(self):
         """How the arrow-of-time clips are cut."""
@@ -266,7 +271,8 @@ class TubeletParams(ReportParams):
                             else (self.pan_epochs, self.pan_finetune_epochs))
         train = TrainSpec(epochs=epochs, batch_size=self.tube_batch, lr=self.tube_lr, paired=twins, flip=twins,
                           device=self.device)
-        return Study(data, model, train, finetune, tuple(range(self.tube_seeds)))
+        variants = tuple(v for v in VARIANTS if v.slug in self.tube_variants)
+        return Study(data, model, train, finetune, tuple(range(self.tube_seeds)), variants)
 
 
 @dataclass

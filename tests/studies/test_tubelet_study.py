@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hnerv_lib.report.params import TubeletParams
+from hnerv_lib.utils.parse import ConfigError
 from hnerv_lib.studies.outputs import Figure, Table, by_name
 from hnerv_lib.studies.tubelets import study
 from hnerv_lib.studies.tubelets.clips import ClipSet
@@ -69,3 +70,19 @@ def test_the_seed_scale_reproduces_the_seeds_token_counts(monkeypatch):
     monkeypatch.setattr(study, "SEED_TOKENS", [1, 2, 3])
     with pytest.raises(RuntimeError, match="are not the seed's \\[1, 2, 3\\]"):
         study.seed_scale()
+
+
+def test_parameters_give_each_task_its_study_and_refuse_bad_task_or_variant_lists():
+    P = TubeletParams(profile="smoke", tube_variants=["2d", "t4", "t2-central"], pan_epochs=4, pan_draws=3)
+    arrow, pan = P.study("arrow of time"), P.study("camera pan")
+    assert arrow.model.num_classes == 2 and arrow.train.paired and arrow.train.flip and arrow.chance == 0.5
+    assert pan.model.num_classes == 9 and not pan.train.paired and not pan.train.flip and pan.chance == 1 / 9
+    assert pan.train.epochs == 4 and pan.data.draws == 3 and pan.data.holdout == "carphone"
+    assert [v.slug for v in pan.variants] == ["2d", "t4", "t2-central"]
+    assert arrow.to_dict()["task"] == "arrow of time" != pan.to_dict()["task"]
+    with pytest.raises(ConfigError, match=r"tube_tasks=\['camera pans'\]: each must be one of"):
+        TubeletParams(profile="smoke", tube_tasks=["camera pans"])
+    with pytest.raises(ConfigError, match=r"tube_variants=\['t2', '2d'\]: '2d' first"):
+        TubeletParams(profile="smoke", tube_variants=["t2", "2d"])
+    with pytest.raises(ConfigError, match="no tubelet task 'pan'"):
+        P.study("pan")
