@@ -208,10 +208,10 @@ class TubeletParams(ReportParams):
     tube_videos: list[str] = field(default_factory=lambda: ["bunny", "bikes", "carphone"])  # clips are cut from these
     tube_frames: int = 8  # frames per clip; tubelet 4 needs a multiple of 4
     tube_frame_step: int = 2  # source frames between clip frames: more motion per step
-    tube_size: int = 32  # square clip side in pixels (= the model's image_size)
+    tube_size: int = 16  # square clip side in pixels (= the model's image_size)
     tube_crops: int = 3  # square crops across each frame's width: more clips of the same motion
     tube_blocks: int = 3  # interleaved train/test stretches per video (split by time, 2-frame gaps)
-    tube_patch: int = 8  # spatial patch side P: (32 / 8)^2 = 16 spatial tokens per frame
+    tube_patch: int = 4  # spatial patch side P: (16 / 4)^2 = 16 spatial tokens per frame
     tube_width: int = 32  # token dimension
     tube_depth: int = 2  # transformer layers
     tube_heads: int = 2  # attention heads
@@ -224,12 +224,12 @@ class TubeletParams(ReportParams):
     pan_videos: list[str] = field(default_factory=lambda: ["bunny", "bikes"])  # camera-pan train videos (later stretches: test)
     pan_holdout: Optional[str] = "carphone"  # a video no run trains on: the pan's "unseen video" split (None: none)
     pan_speeds: list[int] = field(default_factory=lambda: [1, 2])  # window speeds, pixels per clip frame
-    pan_context: int = 64  # videos are resized to this height; the window moves inside it
+    pan_context: int = 32  # videos are resized to this height; the window moves inside it
     pan_frame_step: int = 1  # source frames between clip frames (the scene's own motion is the nuisance)
-    pan_train_stride: int = 1  # start-frame stride of train windows: 2 halves the train clips
+    pan_train_stride: int = 2  # start-frame stride of train windows: 2 halves the train clips
     pan_draws: int = 1  # train clips per (window start, speed, class) at fresh positions: the 2D model needs many
-    pan_epochs: int = 15  # pan epochs from scratch (an epoch holds pan_draws x the windows)
-    pan_finetune_epochs: int = 6  # pan epochs of the inflated models, on top of their 2D model's
+    pan_epochs: int = 10  # pan epochs from scratch (an epoch holds pan_draws x the windows)
+    pan_finetune_epochs: int = 3  # pan epochs of the inflated models, on top of their 2D model's
 
     def __post_init__(self) -> None:
         super().__post_init__()
