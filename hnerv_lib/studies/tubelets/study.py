@@ -231,7 +231,10 @@ FIT_NOTE = {"arrow of time": "which only frame order can separate (each clip's r
 
 
 def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0.95, task: str = "arrow of time") -> str:
-    """A short paragraph written from the summary's numbers (the first row is the 2D reference)."""
+    """A short paragraph written from the summary's numbers (the first row is the 2D reference).
+
+    Lists of variants are joined with semicolons: the names hold commas ("tubelet 2, inflated (central)").
+    """
     ref, others = summary.iloc[0], summary.iloc[1:]
     parts, described = [], set()
     for _, r in others.iterrows():
@@ -251,10 +254,10 @@ def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0
         acc = f"Test accuracy ({accs}) comes from one seed each, so no difference can be called."
     else:
         acc = f"Test accuracy ({level:.0%} t-intervals over seeds): {accs}."
-        acc += (f" Above chance ({_pct(chance)}): {', '.join(above)}." if above
+        acc += (f" Above chance ({_pct(chance)}): {'; '.join(above)}." if above
                 else f" No variant is above chance ({_pct(chance)}).")
         if below:
-            acc += (f" Below chance: {', '.join(below)} — what they learned on the training stretches runs the "
+            acc += (f" Below chance: {'; '.join(below)} — what they learned on the training stretches runs the "
                     f"wrong way on the held-out ones (a video-specific cue, not a general {task} cue).")
     rank = ""
     if not known.empty:
@@ -262,8 +265,8 @@ def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0
         top = Estimate.half_width(best["test acc"], best["ci"])
         apart = [r["variant"] for _, r in known.iterrows() if judge(top, Estimate.half_width(r["test acc"], r["ci"]))]
         rank = (f" Highest mean: {best['variant']}; its interval " +
-                (f"does not overlap those of {', '.join(apart)}." if apart else "overlaps every other variant's."))
-    fit_txt = ", ".join(f"{r['variant']} {r['train acc']:.0%}" for _, r in summary.iterrows())
+                (f"does not overlap those of {'; '.join(apart)}." if apart else "overlaps every other variant's."))
+    fit_txt = "; ".join(f"{r['variant']} {r['train acc']:.0%}" for _, r in summary.iterrows())
     fitted = (f" On the training clips, {FIT_NOTE[task]}, accuracy is {fit_txt} after {int(ref['epochs'])} epochs "
               f"(inflated: in total).")
     unseen = ""
@@ -271,7 +274,7 @@ def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0
         accs_u = "; ".join(f"{r['variant']} {_acc_text(r, 'unseen acc', 'unseen ci')}" for _, r in summary.iterrows())
         above_u = [r["variant"] for _, r in summary.iterrows() if r["unseen acc"] - r["unseen ci"] > chance]
         unseen = (f" On the unseen video: {accs_u}; above chance there: "
-                  f"{', '.join(above_u) if above_u else 'none'}.")
+                  f"{'; '.join(above_u) if above_u else 'none'}.")
     return "Efficiency: " + "; ".join(parts) + ". " + acc + rank + unseen + fitted
 
 
@@ -493,7 +496,7 @@ def _coverage_figure(T: TaskResults, k: int, row: int, col: int):
 
 
 def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str, chance: float):
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     names = summary["variant"].tolist()
     xs = range(len(names))
     axes[0].bar(xs, summary["test acc"], yerr=summary["ci"].fillna(0), capsize=4, color="tab:blue", alpha=0.7,
@@ -516,7 +519,7 @@ def _summary_figure(summary: pd.DataFrame, runs: pd.DataFrame, device: str, chan
     axes[2].bar(xs, summary["train-step MiB"], color="tab:green", alpha=0.8)
     axes[2].set_ylabel("peak tensor MiB, one train step")
     for ax, title in zip(axes, ["accuracy (dots: seeds)", f"throughput on {device}", "memory"]):
-        ax.set_xticks(list(xs), [n.replace(", ", ",\n") for n in names], fontsize=7)
+        ax.set_xticks(list(xs), names, fontsize=7, rotation=35, ha="right", rotation_mode="anchor")
         ax.set_title(title, fontsize=9)
         legend_outside(ax)  # the memory panel has no labelled artist: no legend
     fig.tight_layout()
