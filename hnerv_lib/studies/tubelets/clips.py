@@ -224,6 +224,7 @@ def arrow_of_time(spec: ArrowOfTime, cache_dir: str | Path = "data/cache") -> tu
 PAN_DIRECTIONS = (("right", 1, 0), ("up-right", 1, -1), ("up", 0, -1), ("up-left", -1, -1),
                   ("left", -1, 0), ("down-left", -1, 1), ("down", 0, 1), ("down-right", 1, 1))
 PAN_CLASSES = ("static",) + tuple(name for name, _, _ in PAN_DIRECTIONS)
+PAN_MOVES = ((0, 0),) + tuple((dx, dy) for _, dx, dy in PAN_DIRECTIONS)  # (dx, dy) of each class, by label
 
 
 @dataclass(frozen=True)
@@ -300,11 +301,10 @@ def _pan_start(limit: int, size: int, shift: int, gen: torch.Generator) -> int:
 def _pan_cut(frames: torch.Tensor, starts: list[int], spec: CameraPan, vid: int, gen: torch.Generator, draws: int = 1):
     clips, labels, origin = [], [], []
     h, w = frames.shape[-2:]
-    moves = [(0, 0)] + [(dx, dy) for _, dx, dy in PAN_DIRECTIONS]
     for s in starts:
         window = frames[s : s + spec.span : spec.frame_step]
         for speed in spec.speeds:
-            for label, (dx, dy) in [m for _ in range(draws) for m in enumerate(moves)]:
+            for label, (dx, dy) in [m for _ in range(draws) for m in enumerate(PAN_MOVES)]:
                 shift = (spec.num_frames - 1) * speed
                 x0, y0 = _pan_start(w, spec.size, shift * dx, gen), _pan_start(h, spec.size, shift * dy, gen)
                 path = pan_path(spec.num_frames, dx, dy, speed, x0, y0)

@@ -23,7 +23,7 @@ import torch
 from hnerv_lib.eval.verdict import Estimate, judge
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
-from hnerv_lib.studies.tubelets.clips import PAN_DIRECTIONS, ClipSet, Task, cut_task
+from hnerv_lib.studies.tubelets.clips import PAN_MOVES, ClipSet, Task, cut_task
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.inflate import INFLATION_MODES, inflate
 from hnerv_lib.studies.tubelets.measure import (
@@ -530,7 +530,6 @@ def _pan_classes_figure(test_set: ClipSet, frames: int = 8):
     """One test clip per class at the fastest speed, as a frame strip; the arrow is the window's motion."""
     speed = test_set.origin[:, 4]
     fast = speed == speed.max()
-    moves = {"static": (0, 0), **{name: (dx, dy) for name, dx, dy in PAN_DIRECTIONS}}
     shown = min(frames, test_set.num_frames)
     fig, axes = plt.subplots(len(test_set.classes), shown, figsize=(1.15 * shown + 1.2, 1.15 * len(test_set.classes)),
                              squeeze=False)
@@ -544,7 +543,7 @@ def _pan_classes_figure(test_set: ClipSet, frames: int = 8):
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(f"frame {f}", fontsize=8)
-        dx, dy = moves[name]
+        dx, dy = PAN_MOVES[row]
         c, arm = side / 2, side * 0.3
         if (dx, dy) == (0, 0):
             axes[row, 0].plot([c], [c], "o", color="yellow", mec="k", ms=7)
