@@ -1,0 +1,148 @@
+"""The one way to train a sweep's runs: inline, as local processes (submitit), or as SLURM jobs."""
+
+import os
+import stat
+import time
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from hnerv_lib.train import launch
+from hnerv_lib.train.config import get_train_preset
+from hnerv_lib.train.launch import Launcher, TrainJob, submit, train_configs
+from hnerv_lib.train.run import Run
+from hnerv_lib.utils.parse import ConfigError
+
+LOCAL = Launcher(executor="local", executor_jobs=2, poll_s=0.2)
+
+
+def _cfg(**kw):
+    """hnerv-tiny in fp32: runs compared across processes must not depend on what ``auto`` picks."""
+    return replace(get_train_preset("hnerv-tiny"), **{"precision": "fp32", "channels_last": False, "epochs": 2, **kw})
+
+
+def _metrics(run: Run) -> pd.DataFrame:
+    return run.metrics().drop(columns=["seconds"])
+
+
+def test_bad_launcher_values_are_named():
+    with pytest.raises(ConfigError, match=r"executor='cluster' is not one of \['inline', 'local', 'slurm'\]"):
+        Launcher(executor="cluster")
+    with pytest.raises(ConfigError, match=r"executor_jobs=-1 must be >= 0"):
+        Launcher(executor_jobs=-1)
+    with pytest.raises(ConfigError, match=r"slurm_cpus=0"):
+        Launcher(executor="slurm", slurm_cpus=0)
+
+
+def test_local_jobs_share_the_cores():
+    assert Launcher(executor="local").jobs(cores=8) == 8 and Launcher(executor="local").threads(cores=8) == 1
+    assert Launcher(executor="local", executor_jobs=2).threads(cores=8) == 4
+    assert Launcher(executor="local", executor_jobs=3).threads(cores=2) == 1
+    assert Launcher(executor="slurm", slurm_cpus=6).threads(cores=2) == 6  # the job's own CPUs, not this machine's
+    assert Launcher(executor="slurm").jobs() == 0  # no array limit
+
+
+def test_inline_trains_once_per_run_and_records_a_failure(tmp_path):
+    calls = []
+
+    def fake(cfg, run_dir, cache_dir, progress):
+        calls.append(cfg.seed)
+        Run(run_dir).begin(cfg)
+        if cfg.seed == 2:
+            raise RuntimeError("broke on purpose")
+        Run(run_dir).save_summary({"psnr_train": 20.0})
+        return {}
+
+    cfgs = [_cfg(seed=s) for s in (0, 1, 2, 0)]  # seed 0 twice: one run
+    rows = train_configs(cfgs, tmp_path, train_fn=fake, progress=False)
+    assert calls == [0, 1, 2]
+    assert {r: v["status"] for r, v in rows.items()} == {cfgs[0].run_id(): "trained", cfgs[1].run_id(): "trained",
+                                                          cfgs[2].run_id(): "failed"}
+    assert "broke on purpose" in rows[cfgs[2].run_id()]["error"]
+    assert "Traceback" in Run.of(cfgs[2], tmp_path).error()["traceback"]
+    calls.clear()
+    again = train_configs(cfgs, tmp_path, train_fn=fake, progress=False)
+    assert calls == [2] and again[cfgs[0].run_id()]["status"] == "reused"
+
+
+def test_local_jobs_run_in_parallel_isolate_a_failure_and_are_not_resubmitted(tmp_path, smoke_cache, monkeypatch):
+    good = [_cfg(seed=0), _cfg(seed=1)]
+    diverging = _cfg(seed=2, lr=1e30)  # valid, so it is submitted, and fails inside its job
+    refused = _cfg(seed=3, video=str(tmp_path / "missing.mp4"))  # refused before anything is submitted
+    rows = train_configs([*good, diverging, refused], tmp_path / "runs", LOCAL, cache_dir=smoke_cache, progress=False)
+    assert [rows[c.run_id()]["status"] for c in good] == ["trained", "trained"]
+    runs = [Run.of(c, tmp_path / "runs") for c in good]
+    assert all(r.finished and len(r.metrics()) == 2 for r in runs)
+    # the two jobs overlapped: each began before the other finished
+    begun = [r.config_path.stat().st_mtime for r in runs]
+    ended = [r.summary_path.stat().st_mtime for r in runs]
+    assert begun[0] < ended[1] and begun[1] < ended[0]
+    bad = rows[diverging.run_id()]
+    assert bad["status"] == "failed" and "TrainingDiverged" in bad["error"]
+    record = Run.of(diverging, tmp_path / "runs").error()
+    assert "Traceback" in record["traceback"] and record["config"]["lr"] == 1e30 and "job_id" in record
+    assert "stderr" in record
+    assert rows[refused.run_id()]["status"] == "failed" and "missing.mp4" in rows[refused.run_id()]["error"]
+    assert not Run.of(refused, tmp_path / "runs").exists
+
+    monkeypatch.setattr(launch, "submit", lambda *a, **k: pytest.fail(f"submitted {a[1]}"))
+    again = train_configs(good, tmp_path / "runs", LOCAL, cache_dir=smoke_cache, progress=False)
+    assert {v["status"] for v in again.values()} == {"reused"}
+
+
+def test_a_killed_job_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path, smoke_cache):
+    cfg = _cfg(epochs=5, eval_every=1)
+    one = Launcher(executor="local", executor_jobs=1, poll_s=0.2)
+    train_configs([cfg], tmp_path / "whole", one, cache_dir=smoke_cache, progress=False)
+    [(_, job)] = submit(one, [cfg], tmp_path / "cut", smoke_cache)
+    run = Run.of(cfg, tmp_path / "cut")
+    deadline = time.time() + 300
+    while not (run.metrics_path.is_file() and len(run.metrics()) >= 2) and time.time() < deadline:
+        assert not job.done(), f"the job ended before it could be killed: {job.stderr()}"
+        time.sleep(0.05)
+    job.cancel()  # what a node failure or scancel does to it
+    while not job.done():
+        time.sleep(0.1)
+    assert not run.finished and run.checkpoint_path.is_file()
+    rows = train_configs([cfg], tmp_path / "cut", one, cache_dir=smoke_cache, progress=False)
+    assert rows[cfg.run_id()]["status"] == "trained" and run.finished
+    pd.testing.assert_frame_equal(_metrics(run), _metrics(Run.of(cfg, tmp_path / "whole")))
+
+
+def test_a_preempted_job_is_resubmitted_as_the_same_run(tmp_path):
+    job = TrainJob(_cfg().to_dict(), str(tmp_path / "r"), str(tmp_path / "cache"), threads=2)
+    again = job.checkpoint()  # what submitit calls on SIGUSR2 (preemption, time limit) before it requeues
+    assert again.function is job and again.args == () and again.kwargs == {}
+
+
+def _fake_slurm(tmp_path, monkeypatch):
+    """``sbatch`` and ``srun`` stand-ins on PATH: sbatch keeps its arguments and script and answers like SLURM."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "sbatch.log"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text('#!/bin/sh\necho "$@" >> "$FAKE_SBATCH_LOG"\n'
+                                    'for a in "$@"; do [ -f "$a" ] && cat "$a" >> "$FAKE_SBATCH_LOG"; done\n'
+                                    'echo "Submitted batch job 4242"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SBATCH_LOG", str(log))
+    return log
+
+
+def test_slurm_submits_one_array_with_the_asked_resources(tmp_path, monkeypatch):
+    log = _fake_slurm(tmp_path, monkeypatch)
+    slurm = Launcher(executor="slurm", slurm_partition="gpu", slurm_gpus=1, slurm_cpus=8, slurm_time_min=90,
+                     executor_jobs=3)
+    cfgs = [_cfg(seed=s) for s in range(4)]
+    jobs = submit(slurm, cfgs, tmp_path / "runs", tmp_path / "cache")
+    assert [j.job_id for _, j in jobs] == [f"4242_{i}" for i in range(4)]
+    script = log.read_text()
+    for line in ("--array=0-3%3", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--time=90",
+                 "--signal=USR2@"):
+        assert f"#SBATCH {line}" in script, f"{line} missing from the sbatch script:\n{script}"
+    assert str(tmp_path / "runs" / launch.LOG_DIR) in script
+    pickled = [TrainJob.__name__ in p.read_bytes().decode("latin-1")
+               for p in (tmp_path / "runs" / launch.LOG_DIR).glob("4242_*/*_submitted.pkl")]
+    assert pickled == [True] * 4
