@@ -1,5 +1,7 @@
 # Two commands: `make report` (default profile, embedded Bunny) and `make test`.
 PROFILE ?= quick
+# extra report flags, e.g. --executor local --jobs 2, or --executor slurm -p slurm_partition=gpu -p slurm_gpus=1
+REPORT_ARGS ?=
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 report: $(STAMP)
-	$(PY) -m hnerv_lib.report --profile $(PROFILE)
+	$(PY) -m hnerv_lib.report --profile $(PROFILE) $(REPORT_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -33,6 +33,7 @@ from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.study import VARIANTS, Study
 from hnerv_lib.studies.tubelets.train import TrainSpec
 from hnerv_lib.train.config import TrainConfig, legacy_bf16, warmup_epochs
+from hnerv_lib.train.launch import Launcher
 from hnerv_lib.train.trainer import validate
 from hnerv_lib.utils.parse import ConfigError, Spec, borrow, knob, parse_fields, parse_value, plain, specs
 from hnerv_lib.utils.precision import check_channels_last, check_precision
@@ -49,6 +50,8 @@ _IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 # choices); the notebook dataclasses borrow them by name. The rest are notebook-only knobs.
 DATA_KNOBS = ("video", "crop", "size", "every", "first_frames", "split", "grid", "teacher_model",
               "teacher_pretrained", "teacher_seed", "device")
+# Where the training notebooks' runs train (hnerv_lib.train.launch.Launcher is their home).
+LAUNCH_KNOBS = ("executor", "executor_jobs", "slurm_partition", "slurm_gpus", "slurm_cpus", "slurm_time_min")
 TRAINING_KNOBS = ("loss", "lr", "clip_weight", "eval_every", "seed", "precision", "channels_last", "compress",
                   "tensorboard", "model_bits", "embed_bits")
 
@@ -116,8 +119,24 @@ class DataPrepParams(ReportParams):
         return Sliding(size=(side, side), stride=(stride, stride))
 
 
+@borrow(Launcher, *LAUNCH_KNOBS)
+class LaunchParams(ReportParams):
+    """Where a training notebook's runs train: in the notebook's process, as local processes, or as SLURM
+    jobs (:mod:`hnerv_lib.train.launch`). Borrowed from Launcher: executor, executor_jobs, slurm_partition,
+    slurm_gpus, slurm_cpus, slurm_time_min.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.launcher()  # a bad executor or a negative count is named before anything trains
+
+    def launcher(self) -> Launcher:
+        """The typed launcher of these knobs."""
+        return Launcher(**{name: getattr(self, name) for name in LAUNCH_KNOBS})
+
+
 @borrow(TrainConfig, *TRAINING_KNOBS)
-class TrainingParams(ReportParams):
+class TrainingParams(LaunchParams):
     """Knobs shared by the training notebooks, so the full-frame and patch models train alike.
 
     Borrowed from TrainConfig: loss, lr, clip_weight, eval_every, seed, precision, channels_last, compress,
@@ -287,8 +306,6 @@ class AblationParams(TrainingParams):
     warmup_fracs: list[float] = field(default_factory=lambda: [0.0, 0.1667, 0.3333])  # pixel-only share of the epochs
     losses: list[str] = field(default_factory=lambda: ["L2", "L1", "Fusion6", "Fusion4", "Fusion10"])  # pixel losses
     size_factors: list[float] = field(default_factory=lambda: [0.2333, 0.5, 1.0, 2.0])  # decoder size vs the preset (paper 0.35/0.75/1.5/3M)
-    shard_index: int = 0  # this machine trains shard i of n (runs are split by config hash)
-    shard_count: int = 1  # number of shards; 1 trains everything
 
     def ablation(self):
         """The typed Ablation these parameters describe."""

@@ -25,6 +25,7 @@ from hnerv_lib.data.teacher import WeightsUnavailableError
 from hnerv_lib.report.params import NOTEBOOK_PARAMS, from_namespace, load_profile, parse_params
 from hnerv_lib.report.summary import write_index, write_summary
 from hnerv_lib.train.config import legacy_bf16
+from hnerv_lib.train.launch import EXECUTORS
 from hnerv_lib.utils import io
 from hnerv_lib.utils.cli import add_debug_flag, guarded
 from hnerv_lib.utils.memory import peak_rss_mb
@@ -209,6 +210,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("-p", "--param", action="append", default=[], help="override a parameter: key=value")
     ap.add_argument("--reports-root", default=str(REPO / "reports"))
     ap.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    ap.add_argument("--executor", choices=list(EXECUTORS), default=None,
+                    help="where the training notebooks' runs train (the profile's executor unless given): "
+                         "inline, local processes or slurm jobs; same as -p executor=...")
+    ap.add_argument("--jobs", type=int, default=None, help="runs at a time (-p executor_jobs=...)")
     add_debug_flag(ap)
     args = ap.parse_args(argv)
     return guarded("python -m hnerv_lib.report", lambda: _run(args), args,
@@ -216,9 +221,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    overrides = assignments(args.param, "-p")
+    if args.executor is not None:
+        overrides["executor"] = args.executor
+    if args.jobs is not None:
+        overrides["executor_jobs"] = args.jobs
     cfg = ReportRun(profile=args.profile, only=args.only.split(",") if args.only else None,
-                    reports_root=Path(args.reports_root), overrides=assignments(args.param, "-p"),
-                    html=not args.no_html)
+                    reports_root=Path(args.reports_root), overrides=overrides, html=not args.no_html)
     timings = run_report(cfg)
     print(f"[report] {cfg.profile}: {len(timings)} notebooks, {sum(timings.values()):.1f} s: {timings}")
     return 0

@@ -31,6 +31,7 @@ from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.seeds import over_seeds
 from hnerv_lib.train.config import TrainConfig, warmup_epochs
+from hnerv_lib.train.launch import INLINE, Launcher
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
 from hnerv_lib.train.run import Run
 from hnerv_lib.train.sweep import Variant, diverged, failures, run_sweep, variant
@@ -127,13 +128,14 @@ def group_table(results: pd.DataFrame, group: str, columns: Sequence[str]) -> pd
     return part[["family", "label", *chosen]].rename(columns={"label": group})
 
 
-def run_ablation(bases: dict[str, TrainConfig], ablation: Ablation, run_root, *, shard: tuple[int, int] = (0, 1),
+def run_ablation(bases: dict[str, TrainConfig], ablation: Ablation, run_root, *, launcher: Launcher = INLINE,
                  cache_dir="data/cache", train_fn=None, progress: bool = True) -> pd.DataFrame:
-    """Sweep ``ablation`` over each family's base config; one row per (family, variant), with ``family``."""
+    """Sweep ``ablation`` over each family's base config (the runs train where ``launcher`` says); one row
+    per (family, variant), with ``family``."""
 
     parts = []
     for family, base in bases.items():
-        res = run_sweep(base, ablation.variants(base), run_root, train_fn=train_fn, shard=shard,
+        res = run_sweep(base, ablation.variants(base), run_root, train_fn=train_fn, launcher=launcher,
                         progress=progress, cache_dir=cache_dir)
         parts.append(res.assign(family=family))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -245,11 +247,11 @@ class AblationResults:
     """Everything notebook 04 shows, as plain frames (tests build them by hand)."""
 
     plan: pd.DataFrame  # one row per (family, variant, seed): group, label, seed, run_id, changes
-    results: pd.DataFrame  # one row per run of this shard: run_sweep's columns plus measure_runs'
+    results: pd.DataFrame  # one row per run: run_sweep's columns plus measure_runs'
     curves: dict[str, pd.DataFrame]  # run_id -> per-epoch metrics of the warm-up runs (first seed)
     families: list[str]
     loss_hw: dict[str, tuple[int, int]]  # family -> the image size its pixel loss sees
-    shard: tuple[int, int]
+    executor: str  # where the runs trained: inline, local or slurm (hnerv_lib.train.launch)
     epochs: int
     run_root: str  # where the failed runs' tracebacks are
     provenance: Provenance
@@ -269,17 +271,17 @@ def plan_table(params: Any) -> pd.DataFrame:
 
 
 def plan(params: Any) -> list[TrainConfig]:
-    """The distinct runs of the sweep (variants that coincide share one), before sharding."""
+    """The distinct runs of the sweep (variants that coincide share one)."""
     ablation = params.ablation()
     configs = {v.apply(b).run_id(): v.apply(b) for b in bases(params).values() for v in ablation.variants(b)}
     return list(configs.values())
 
 
 def run(params: Any) -> AblationResults:
-    """Train this shard's runs (finished ones are reused, a failing one is recorded), measure each."""
+    """Train the sweep's runs where ``params.executor`` says (finished ones are reused, a failing one is
+    recorded), measure each."""
     P, ablation, base = params, params.ablation(), bases(params)
-    shard = (P.shard_index, P.shard_count)
-    results = run_ablation(base, ablation, P.run_root, shard=shard, cache_dir=P.cache_dir)
+    results = run_ablation(base, ablation, P.run_root, launcher=P.launcher(), cache_dir=P.cache_dir)
     results = measure_runs(results, base, ablation, P.run_root, P.cache_dir, P.device)
     warm = results[(results["group"] == "warmup") & (results["status"] != "failed") & (results["seed"] == P.seed)]
     curves = {r: Run.at(P.run_root, r).metrics() for r in warm["run_id"].unique()}
@@ -288,7 +290,7 @@ def run(params: Any) -> AblationResults:
     video = results["video"].dropna().iloc[0] if "video" in results and results["video"].notna().any() else P.video
     loss_hw = {"full": tuple(P.size), "patch": (P.size[0] // P.grid[0], P.size[1] // P.grid[1])}
     return AblationResults(plan=plan_table(P), results=results, curves=curves, families=list(base), loss_hw=loss_hw,
-                           shard=shard, epochs=P.ablate_epochs, run_root=str(P.run_root), provenance=Provenance(
+                           executor=P.executor, epochs=P.ablate_epochs, run_root=str(P.run_root), provenance=Provenance(
                                video, teacher, split=P.split_rule().legacy(), epochs=P.ablate_epochs))
 
 
@@ -378,7 +380,7 @@ def outputs(results: AblationResults) -> list[Output]:
                                          "seconds_per_epoch", "train_step_mb"])
     return [
         Text("04_plan", f"{len(R.plan)} table rows, {R.plan['run_id'].nunique()} distinct runs "
-                        f"(shard {R.shard[0]} of {R.shard[1]}, {R.epochs} epochs each)"),
+                        f"({R.epochs} epochs each, trained {R.executor})"),
         Table("04_plan", R.plan, "", None, save=False),
         Table("04_sweep", sweep, "Every ablation run (val = unseen frames)"),
         Table("04_failures", failed if len(failed) else pd.DataFrame({"failures": ["none"]}),

@@ -25,6 +25,7 @@ from hnerv_lib.studies.outputs import Figure, Output, Table, Text
 from hnerv_lib.studies.plots import legend_outside, map_panel, shared_max
 from hnerv_lib.studies.seeds import seed_configs
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.launch import train_first
 
 PREFIX = "01"
 VERDICT_WHAT = "Verdict generated from the full-frame tables"
@@ -67,6 +68,7 @@ def shown_frames(train: list[int], val: list[int], n: int) -> list[int]:
 
 def run(params: Any) -> FullFrameResults:
     """Train (or reuse) every seed, then inspect and compress the first seed's model."""
+    train_first(plan(params), params.run_root, params.launcher(), params.cache_dir)  # as jobs, if asked
     trained, first = training.train_seeds(params, FAMILY)
     model, cfg, s = training.setup_of(first, params)
     split = s.split

@@ -29,6 +29,7 @@ from hnerv_lib.studies.outputs import Figure, Output, Table, Text
 from hnerv_lib.studies.plots import legend_outside, map_panel, shared_max
 from hnerv_lib.studies.seeds import seed_configs
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.launch import train_first
 
 PREFIX = "02"
 VERDICT_WHAT = "Verdict generated from the patch-model tables"
@@ -87,8 +88,17 @@ class PatchResults:
 
 
 def plan(params: Any) -> list[TrainConfig]:
-    """The profile's patch model under each seed."""
-    return seed_configs(params.train_config(FAMILY), params.seeds)
+    """The profile's patch model under each seed, and its window-pool twin (one seed) when there is one."""
+    twin = twin_params(params)
+    return [*seed_configs(params.train_config(FAMILY), params.seeds),
+            *([twin.train_config(FAMILY)] if twin is not None else [])]
+
+
+def twin_params(params: Any) -> Optional[Any]:
+    """The parameters of the window-pool twin (one seed), or None when the profile trains none."""
+    if not params.twin_window_pool:
+        return None
+    return replace(params, patch_window_pool=params.twin_window_pool, patch_xy_levels=params.twin_xy_levels, seeds=1)
 
 
 def pick(ids: list[int], n: int) -> list[int]:
@@ -160,9 +170,9 @@ def _slide(task, models: dict[str, Any], frame: int, count: int) -> dict:
 
 def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[Twin]:
     """Train (or reuse) the window-pool twin of the profile's patch model and score it the same way."""
-    if not P.twin_window_pool:
+    TP = twin_params(P)
+    if TP is None:
         return None
-    TP = replace(P, patch_window_pool=P.twin_window_pool, patch_xy_levels=P.twin_xy_levels, seeds=1)
     trained, first = training.train_seeds(TP, FAMILY)
     twin, cfg, s = training.setup_of(first, TP)
     per_patch = PE.per_patch_table(s.task, twin, s.split)
@@ -179,6 +189,7 @@ def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[T
 def run(params: Any) -> PatchResults:
     """Train (or reuse) every seed, then score, inspect and time the first seed's model."""
     P = params
+    train_first(plan(P), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
     trained, first = training.train_seeds(P, FAMILY)
     model, cfg, s = training.setup_of(first, P)
     task, split = s.task, s.split

@@ -40,6 +40,7 @@ from hnerv_lib.models import count_params, get_preset
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.launch import train_first
 from hnerv_lib.train.run import Run
 from hnerv_lib.train import trainer
 
@@ -247,6 +248,7 @@ def run(params: Any) -> RateDistortionResults:
     """Train (or reuse), compress and score every network point; encode the same frames with every codec."""
     P = params
     qcfg = QuantConfig(model_bits=P.model_bits, embed_bits=P.embed_bits)
+    train_first(plan(P), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
     nets = network_sweep(P.curves(), P.bases(), P.run_root, P.cache_dir, P.device, qcfg)
     video = load_video(P.video_spec(), P.cache_dir)  # uint8 frames: exactly those every network trains on
     codecs = codec_sweep(video.frames, P.codec_settings())

@@ -24,6 +24,7 @@ from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.train import trainer
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.launch import train_first
 from hnerv_lib.train.run import Run
 
 PREFIX = "06"
@@ -57,6 +58,7 @@ def plan(params: Any) -> list[TrainConfig]:
 def run(params: Any) -> SearchResults:
     """Train (or reuse) both networks, read their CLIP heads on every frame, encode the queries."""
     P, embeddings, setup, summary = params, {}, None, None
+    train_first(plan(P), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
     for family, cfg in zip(FAMILIES, plan(P)):
         done = trainer.run(cfg, P.run_root, cache_dir=P.cache_dir)
         model, _, s = Run.of(cfg, P.run_root).load(P.cache_dir, P.device)  # caches + trained weights

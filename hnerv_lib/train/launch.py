@@ -230,3 +230,21 @@ def job_error(err: BaseException) -> tuple[str, str]:
     trace = parts[1].strip() if len(parts) >= 3 else "".join(traceback.format_exception(err))
     last = next((line.strip() for line in reversed(trace.splitlines()) if line.strip()), "")
     return (last or f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"), trace
+
+
+class RunsFailed(RuntimeError):
+    """Runs a study cannot do without failed; the message names each with its error and its record."""
+
+
+def train_first(configs: Sequence[TrainConfig], run_root: str | Path, launcher: Launcher,
+                cache_dir: str | Path = "data/cache", progress: bool = True) -> None:
+    """Train a study's runs as jobs before it uses them, when ``launcher`` sends runs elsewhere (inline:
+    nothing here, the study trains each run as it reaches it). A failed run raises :class:`RunsFailed`."""
+    if launcher.executor == "inline":
+        return
+    rows = train_configs(configs, run_root, launcher, cache_dir=cache_dir, progress=progress)
+    failed = {run_id: row["error"] for run_id, row in rows.items() if row["status"] == "failed"}
+    if failed:
+        where = Path(run_root)
+        raise RunsFailed(f"{len(failed)} of {len(rows)} runs failed: " + "; ".join(
+            f"{run_id}: {error} (record: {where / run_id / Run.ERROR})" for run_id, error in failed.items()))

@@ -5,23 +5,21 @@
   goes on; the results table says ``failed`` with the error;
 * a run that finishes below both its untrained start and a constant mean colour is flagged ``diverged`` (in its
   summary and in the table's ``diverged`` column; :func:`diverged` lists them);
-* ``shard=(i, n)`` takes every n-th configuration by hash, so machines never collide; merging results
-  is copying ``runs/`` folders together.
+* the runs train where ``launcher`` says (:mod:`hnerv_lib.train.launch`: in this process, as local
+  processes, or as SLURM jobs writing to a shared runs root); a rerun submits only what is missing.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.launch import INLINE, Launcher, train_configs
 from hnerv_lib.train.run import Run
-from hnerv_lib.train.trainer import train as default_train
 
 
 @dataclass(frozen=True)
@@ -44,37 +42,20 @@ def variant(group: str, label: Any, **changes: Any) -> Variant:
     return Variant(group, str(label), tuple(sorted((k.replace("__", "."), v) for k, v in changes.items())))
 
 
-def in_shard(run_id: str, shard: tuple[int, int]) -> bool:
-    """Whether a run belongs to shard ``i`` of ``n`` (by its hash, so every machine agrees)."""
-    i, n = shard
-    if not 0 <= i < n:
-        raise ValueError(f"shard must be (i, n) with 0 <= i < n; got {shard}")
-    return int(run_id, 16) % n == i
-
-
 def run_sweep(base: TrainConfig, variants: Iterable[Variant], run_root: str | Path,
-              train_fn: Optional[Callable[..., dict]] = None, shard: tuple[int, int] = (0, 1),
-              progress: bool = True, **train_kwargs: Any) -> pd.DataFrame:
-    """Run every variant of ``base`` in this shard; one row per variant: status, seconds and the summary."""
+              train_fn: Optional[Callable[..., dict]] = None, launcher: Launcher = INLINE,
+              progress: bool = True, cache_dir: str | Path = "data/cache") -> pd.DataFrame:
+    """Train every variant of ``base`` (where ``launcher`` says); one row per variant: group, label,
+    seed, run id, status (``trained``, ``reused`` or ``failed``), seconds and the run's summary."""
 
-    train_fn = train_fn or default_train
+    variants = list(variants)
+    configs = [v.apply(base) for v in variants]
+    done = train_configs(configs, run_root, launcher, cache_dir=cache_dir, train_fn=train_fn, progress=progress,
+                         desc="sweep")
     rows = []
-    for v in tqdm(list(variants), desc="sweep", disable=not progress):
-        cfg = v.apply(base)
-        run = Run.of(cfg, run_root)
-        row = {"group": v.group, "label": v.label, "seed": cfg.seed, "run_id": run.run_id}
-        if not in_shard(run.run_id, shard):
-            continue
-        if run.finished:
-            rows.append({**row, "status": "reused", **_flagged(run.summary())})
-            continue
-        start = time.perf_counter()
-        try:
-            summary = train_fn(cfg, run.dir, progress=False, **train_kwargs)
-            rows.append({**row, "status": "trained", "wall_s": time.perf_counter() - start, **_flagged(summary)})
-        except Exception as err:  # a failing configuration must not stop the sweep
-            run.record_failure(err, cfg)  # the trainer did too; a custom train_fn may not have
-            rows.append({**row, "status": "failed", "error": f"{type(err).__name__}: {err}"})
+    for v, cfg in zip(variants, configs):
+        row = {"group": v.group, "label": v.label, "seed": cfg.seed, "run_id": cfg.run_id(), **done[cfg.run_id()]}
+        rows.append(row if row["status"] == "failed" else {**row, **_flagged(Run.of(cfg, run_root).summary())})
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["group", "label", "seed", "run_id", "status"])
 
 

@@ -36,7 +36,7 @@ def _results(with_size=True):
                                             "psnr_train": [float("nan"), 18.0, 20.0], "clip_active": [False, True, True]})
               for w in ("0", "1/6")}
     return study.AblationResults(plan=pd.DataFrame({"run_id": ["a", "a", "b"]}), results=pd.DataFrame(rows),
-                                 curves=curves, families=["full"], loss_hw={"full": (32, 64)}, shard=(0, 1), epochs=3,
+                                 curves=curves, families=["full"], loss_hw={"full": (32, 64)}, executor="inline", epochs=3,
                                  run_root="runs", provenance=Provenance("v", "t", split="6_6_10", epochs=3))
 
 
@@ -51,7 +51,7 @@ def test_table_averages_seeds_and_keeps_failures_and_the_verdict_judges_by_it():
 
 def test_outputs_name_failures_note_small_losses_and_draw_size_only_with_a_size_group():
     named = by_name(study.outputs(_results()))
-    assert named["04_plan"][0].text.startswith("3 table rows, 2 distinct runs (shard 0 of 1, 3 epochs each)")
+    assert named["04_plan"][0].text.startswith("3 table rows, 2 distinct runs (3 epochs each, trained inline)")
     assert "1 of 10 runs failed" == next(o for o in named["04_failures"] if not isinstance(o, Table)).text
     failed = next(o for o in named["04_failures"] if isinstance(o, Table))
     assert list(failed.frame["run_id"]) == ["bad"] and "runs/<run_id>/" in failed.what

@@ -2,11 +2,11 @@ import pytest
 
 from hnerv_lib.train.config import get_train_preset
 from hnerv_lib.train.run import Run
-from hnerv_lib.train.sweep import failures, in_shard, run_sweep, variant
+from hnerv_lib.train.sweep import failures, run_sweep, variant
 
 
 def _fake_train(calls, fail_before_dir=False):
-    def train(cfg, run_dir, progress=False):
+    def train(cfg, run_dir, cache_dir=None, progress=False):
         calls.append(cfg.clip_weight)
         if cfg.clip_weight == 0.5 and fail_before_dir:
             raise ValueError("refused before the directory existed")
@@ -50,20 +50,6 @@ def test_finished_runs_are_reused_and_failed_ones_retried(tmp_path):
     res = run_sweep(get_train_preset("hnerv-tiny"), VARIANTS, tmp_path, train_fn=_fake_train(calls), progress=False)
     assert calls == [0.5]  # only the failed configuration runs again
     assert (res["status"] == "reused").sum() == 3
-
-
-def test_shards_partition_the_sweep(tmp_path):
-    base = get_train_preset("hnerv-tiny")
-    ids = [v.apply(base).run_id() for v in VARIANTS]
-    owners = [[i for i in range(3) if in_shard(r, (i, 3))] for r in ids]
-    assert all(len(o) == 1 for o in owners)
-    seen = []
-    for i in range(3):
-        res = run_sweep(base, VARIANTS, tmp_path / f"m{i}", train_fn=_fake_train([]), shard=(i, 3), progress=False)
-        seen += res["run_id"].tolist()
-    assert sorted(seen) == sorted(ids)
-    with pytest.raises(ValueError, match=r"shard must be \(i, n\)"):
-        in_shard(ids[0], (3, 3))
 
 
 def test_model_field_variants():
