@@ -137,3 +137,18 @@ def test_notebook_only_orchestrates(path):
     n = code_lines(nbformat.read(path, as_version=4))
     assert n <= MAX_CODE_LINES, (f"{path.name}: {n} code lines outside the parameters cell (at most {MAX_CODE_LINES}); "
                                  "move the logic to a study module in hnerv_lib.studies")
+
+
+def test_the_ablation_sweep_runs_as_local_jobs_and_a_rerun_submits_nothing(tmp_path, monkeypatch):
+    """Notebook 04 under smoke with ``executor: local`` (2 processes): every run lands in its directory,
+    the plan says where they trained, and the same report again reuses every run."""
+    few = dict(executor="local", executor_jobs=2, ablate_families=["full"], ablate_groups=["clip_weight"],
+               clip_weights=[0.0, 0.5])  # two runs: the plumbing, not the science
+    _smoke(tmp_path, ["04"], **few)
+    runs = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
+    assert runs and all((p / "summary.json").is_file() for p in runs)
+    assert any((tmp_path / "runs" / ".submitit").iterdir())  # the jobs' logs
+    assert "trained local" in (tmp_path / "reports" / "smoke" / "04_ablations.ipynb").read_text()
+    before = {p.name: (p / "summary.json").stat().st_mtime for p in runs}
+    _smoke(tmp_path, ["04"], **few)
+    assert len(runs) == 2 and {p.name: (p / "summary.json").stat().st_mtime for p in runs} == before
