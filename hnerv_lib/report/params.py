@@ -220,7 +220,7 @@ TUBE_TASKS = ("arrow of time", "camera pan")  # the clip tasks notebook 03 can s
 
 
 @dataclass
-class TubeletParams(ReportParams):
+class TubeletParams(LaunchParams):
     """Notebook 03: 2D patches vs 3D tubelets in a video ViT, on the arrow of time and the camera pan (seed 004)."""
 
     tube_tasks: list[str] = field(default_factory=lambda: list(TUBE_TASKS))  # clip tasks studied, in this order

@@ -19,6 +19,7 @@ go to ``run_root/.submitit/``.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import traceback
@@ -81,23 +82,40 @@ class Launcher:
 INLINE = Launcher()
 
 
-class TrainJob(submitit.helpers.Checkpointable):
-    """One run as a job: train ``config`` into ``run_dir`` with ``threads`` torch threads.
+class RunsFailed(RuntimeError):
+    """Runs a study cannot do without failed; the message names each with its error and its record."""
 
-    On preemption or at the time limit ``submitit`` calls :meth:`checkpoint`, which resubmits the same
-    job; it then resumes from the run's last checkpoint (the trainer does that for a started run).
+
+class TrainJob(submitit.helpers.Checkpointable):
+    """Runs as one job: train each of ``configs`` into its ``run_dirs`` entry with ``threads`` torch
+    threads, one after the other (a local job takes several, so a process starts once for them).
+
+    A failing run is recorded in its directory and the job goes on with the next; the job then fails,
+    naming them. On preemption or at the time limit ``submitit`` calls :meth:`checkpoint`, which resubmits
+    the same job: finished runs are skipped and a started one resumes from its last checkpoint.
     """
 
-    def __init__(self, config: dict, run_dir: str, cache_dir: str, threads: int = 0,
+    def __init__(self, configs: list[dict], run_dirs: list[str], cache_dir: str, threads: int = 0,
                  train_fn: Optional[Callable[..., dict]] = None) -> None:
-        self.config, self.run_dir, self.cache_dir = config, run_dir, cache_dir
+        self.configs, self.run_dirs, self.cache_dir = configs, run_dirs, cache_dir
         self.threads, self.train_fn = threads, train_fn
 
-    def __call__(self) -> dict:
+    def __call__(self) -> None:
         if self.threads:
             torch.set_num_threads(self.threads)
-        cfg = TrainConfig.from_dict(self.config)
-        return (self.train_fn or default_train)(cfg, self.run_dir, cache_dir=self.cache_dir, progress=False)
+        failed = []
+        for config, run_dir in zip(self.configs, self.run_dirs):
+            cfg, run = TrainConfig.from_dict(config), Run(Path(run_dir))
+            if run.finished:
+                continue
+            try:
+                (self.train_fn or default_train)(cfg, run.dir, cache_dir=self.cache_dir, progress=False)
+            except Exception as err:  # the job's other runs still train
+                if not run.error_path.is_file():
+                    run.record_failure(err, cfg)  # the trainer did; a custom train_fn may not have
+                failed.append(f"{run.run_id}: {type(err).__name__}: {err}")
+        if failed:
+            raise RunsFailed(f"{len(failed)} of {len(self.configs)} runs of this job failed: " + "; ".join(failed))
 
 
 def make_executor(launcher: Launcher, run_root: str | Path) -> submitit.Executor:
@@ -121,6 +139,37 @@ def make_executor(launcher: Launcher, run_root: str | Path) -> submitit.Executor
     raise ConfigError(f"executor={launcher.executor!r} runs in this process and has no submitit executor")
 
 
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for a job: ``fn()`` does it, here or in another process or node (so ``fn`` must
+    pickle). ``record`` is where a failure is written when its directory exists (``error.json``), with
+    ``config``; ``done`` says, on the driver's side, whether its result is on disk (default: it raised nothing)."""
+
+    key: str
+    fn: Callable[[], Any]
+    record: Optional[Path] = None
+    config: Optional[dict] = None
+    done: Optional[Callable[[], bool]] = None
+
+
+def train_task(configs: Sequence[TrainConfig], run_root: str | Path, cache_dir: str | Path, threads: int = 0,
+               train_fn: Optional[Callable[..., dict]] = None) -> Task:
+    """The task of training ``configs``, one after the other, into their run directories under ``run_root``."""
+    runs = [Run.of(c, run_root) for c in configs]
+    return Task(",".join(r.run_id for r in runs),
+                TrainJob([c.to_dict() for c in configs], [str(r.dir) for r in runs], str(cache_dir), threads, train_fn),
+                done=lambda: all(r.finished for r in runs))
+
+
+def chunks(configs: Sequence[TrainConfig], launcher: Launcher) -> list[list[TrainConfig]]:
+    """The runs of each job: one per job inline and on slurm; locally ``2 x jobs`` jobs at most, dealt
+    round-robin (so large and small models mix), since a local job's process start costs seconds."""
+    if launcher.executor != "local":
+        return [[c] for c in configs]
+    n = min(len(configs), 2 * launcher.jobs())
+    return [list(configs[i::n]) for i in range(n)]
+
+
 def pending(configs: Sequence[TrainConfig], run_root: str | Path) -> tuple[list[TrainConfig], list[TrainConfig]]:
     """``(finished, to_train)``: the distinct configurations (by run id, first kept) split by whether
     their run has finished."""
@@ -132,15 +181,12 @@ def pending(configs: Sequence[TrainConfig], run_root: str | Path) -> tuple[list[
     return finished, [c for c in distinct if not Run.of(c, run_root).finished]
 
 
-def submit(launcher: Launcher, configs: Sequence[TrainConfig], run_root: str | Path, cache_dir: str | Path,
-           train_fn: Optional[Callable[..., dict]] = None) -> list[tuple[TrainConfig, Any]]:
-    """Submit ``configs`` as one slurm array (no waiting); ``(config, job)`` pairs in their order."""
+def submit(launcher: Launcher, tasks: Sequence[Task], run_root: str | Path) -> list[tuple[Task, Any]]:
+    """Submit ``tasks`` as jobs, one slurm array (no waiting); ``(task, job)`` pairs in their order."""
     ex = make_executor(launcher, run_root)
-    threads = launcher.threads()
     with ex.batch():
-        jobs = [ex.submit(TrainJob(c.to_dict(), str(Run.of(c, run_root).dir), str(cache_dir), threads, train_fn))
-                for c in configs]
-    return list(zip(configs, jobs))
+        jobs = [ex.submit(t.fn) for t in tasks]
+    return list(zip(tasks, jobs))
 
 
 def train_configs(configs: Sequence[TrainConfig], run_root: str | Path, launcher: Launcher = INLINE, *,
@@ -149,77 +195,105 @@ def train_configs(configs: Sequence[TrainConfig], run_root: str | Path, launcher
     """Train every configuration not finished yet; ``{run id: row}`` with ``status`` (``reused``,
     ``trained`` or ``failed``), ``wall_s`` and ``error`` where they apply.
 
-    Runs shared by several configurations (the same hash) train once. A failure is recorded and the
-    others go on.
+    Runs shared by several configurations (the same hash) train once. A configuration the trainer would
+    refuse is a failed row at once (nothing is submitted for it); a failure is recorded and the others go on.
     """
     done, todo = pending(configs, run_root)
     rows = {c.run_id(): {"status": "reused"} for c in done}
-    if not todo:
+    valid = []
+    for cfg in todo:
+        try:
+            validate(cfg)
+            valid.append(cfg)
+        except Exception as err:
+            rows[cfg.run_id()] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    threads = launcher.threads() if launcher.executor != "inline" else 0
+    groups = chunks(valid, launcher)
+    tasks = [train_task(g, run_root, cache_dir, threads, train_fn) for g in groups]
+    done_tasks = run_tasks(tasks, run_root, launcher, progress=progress, desc=desc)
+    for group, task in zip(groups, tasks):
+        for cfg in group:
+            rows[cfg.run_id()] = _run_row(Run.of(cfg, run_root), cfg, done_tasks[task.key], len(group))
+    return rows
+
+
+def _run_row(run: Run, cfg: TrainConfig, job: dict, runs_in_job: int) -> dict:
+    """One run's row from its directory and its job's row; a failed run's record gets the job's stderr."""
+    about_job = {k: job[k] for k in ("job_id",) if k in job}
+    if run.finished:
+        return {"status": "trained", "wall_s": job.get("wall_s", math.nan) / runs_in_job, **about_job}
+    own = run.error() if run.error_path.is_file() else {}
+    error = own.get("error") or job.get("error") or "the run did not finish"
+    if run.exists and "stderr" in job:
+        io.save_json({"error": error, "traceback": job.get("traceback", ""), "config": cfg.to_dict(), **own,
+                      **about_job, "job_traceback": job.get("traceback", ""), "stderr": job["stderr"]}, run.error_path)
+    return {"status": "failed", "error": error, **about_job}
+
+
+def run_tasks(tasks: Sequence[Task], run_root: str | Path, launcher: Launcher = INLINE, *, progress: bool = True,
+              desc: str = "runs") -> dict[str, dict]:
+    """Do every task where ``launcher`` says (local: at most ``jobs()`` at a time), wait for all, and
+    collect each: ``{key: row}`` with ``status`` ``trained`` or ``failed``, ``wall_s``, ``error``."""
+    rows: dict[str, dict] = {}
+    if not tasks:
         return rows
-    bar = tqdm(total=len(todo), desc=f"{desc} ({launcher.executor})", disable=not progress)
+    bar = tqdm(total=len(tasks), desc=f"{desc} ({launcher.executor})", disable=not progress)
     if launcher.executor == "inline":
-        for cfg in todo:
-            rows[cfg.run_id()] = _inline(cfg, run_root, cache_dir, train_fn)
+        for t in tasks:
+            rows[t.key] = _inline(t)
             bar.update()
-    else:
-        rows.update(_as_jobs(launcher, todo, run_root, cache_dir, train_fn, bar))
+        bar.close()
+        return rows
+    queue, running = list(tasks), []
+    limit = launcher.jobs() if launcher.executor == "local" else len(tasks)
+    while queue or running:
+        if queue and len(running) < limit:
+            batch, queue = queue[:limit - len(running)], queue[limit - len(running):]
+            running += [(t, job, time.perf_counter()) for t, job in submit(launcher, batch, run_root)]
+        still = []
+        for t, job, start in running:
+            if job.done():
+                rows[t.key] = _collect(t, job, time.perf_counter() - start)
+                bar.update()
+            else:
+                still.append((t, job, start))
+        running = still
+        if running:
+            time.sleep(launcher.poll_s)
     bar.close()
     return rows
 
 
-def _inline(cfg: TrainConfig, run_root, cache_dir, train_fn) -> dict:
-    run, start = Run.of(cfg, run_root), time.perf_counter()
+def _inline(task: Task) -> dict:
+    start = time.perf_counter()
     try:
-        (train_fn or default_train)(cfg, run.dir, cache_dir=cache_dir, progress=False)
+        task.fn()
         return {"status": "trained", "wall_s": time.perf_counter() - start}
-    except Exception as err:  # a failing configuration must not stop the sweep
-        run.record_failure(err, cfg)  # the trainer did too; a custom train_fn may not have
-        return {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # a failing task must not stop the others
+        trace = "".join(traceback.format_exception(err))
+        _record(task, f"{type(err).__name__}: {err}", trace, {})
+        return {"status": "failed", "error": f"{type(err).__name__}: {err}", "traceback": trace}
 
 
-def _as_jobs(launcher: Launcher, todo: list[TrainConfig], run_root, cache_dir, train_fn, bar) -> dict[str, dict]:
-    """Submit the runs as jobs (local: at most ``jobs()`` at a time), wait for all, collect each. A
-    configuration the trainer would refuse is a failed row at once: nothing is submitted for it."""
-    queue, running, rows = [], [], {}
-    for cfg in todo:
-        try:
-            validate(cfg)
-            queue.append(cfg)
-        except Exception as err:
-            rows[cfg.run_id()] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-            bar.update()
-    limit = launcher.jobs() if launcher.executor == "local" else len(todo)
-    while queue or running:
-        if queue and len(running) < limit:
-            batch, queue = queue[:limit - len(running)], queue[limit - len(running):]
-            running += [(c, job, time.perf_counter()) for c, job in submit(launcher, batch, run_root, cache_dir,
-                                                                            train_fn)]
-        still = []
-        for cfg, job, start in running:
-            if job.done():
-                rows[cfg.run_id()] = _collect(cfg, job, run_root, time.perf_counter() - start)
-                bar.update()
-            else:
-                still.append((cfg, job, start))
-        running = still
-        if running:
-            time.sleep(launcher.poll_s)
-    return rows
-
-
-def _collect(cfg: TrainConfig, job: Any, run_root, wall_s: float) -> dict:
-    """A finished job's row; a failed one's stderr and traceback go into its run's ``error.json``."""
-    run = Run.of(cfg, run_root)
+def _collect(task: Task, job: Any, wall_s: float) -> dict:
+    """A finished job's row; a failed one's stderr and traceback go into its ``error.json``."""
     err = job.exception()
-    if err is None and run.finished:
+    if err is None and (task.done is None or task.done()):
         return {"status": "trained", "wall_s": wall_s, "job_id": job.job_id}
-    error, trace = job_error(err) if err is not None else (f"job {job.job_id} ended without a summary", "")
+    error, trace = job_error(err) if err is not None else (f"job {job.job_id} ended without its result", "")
     stderr = (job.stderr() or "")[-STDERR_TAIL:]
-    if run.exists:  # the trainer recorded what failed inside the run; add what the job saw
-        record = io.load_json(run.error_path) if run.error_path.is_file() else {
-            "error": error, "traceback": trace, "config": cfg.to_dict()}
-        io.save_json({**record, "job_id": job.job_id, "job_traceback": trace, "stderr": stderr}, run.error_path)
-    return {"status": "failed", "error": error, "job_id": job.job_id}
+    _record(task, error, trace, {"job_id": job.job_id, "job_traceback": trace, "stderr": stderr})
+    return {"status": "failed", "error": error, "job_id": job.job_id, "traceback": trace, "stderr": stderr}
+
+
+def _record(task: Task, error: str, trace: str, extra: dict) -> None:
+    """Write the failure into ``task.record`` when its directory exists (a failure before the run began
+    leaves nothing on disk); what the task recorded there itself stays, ``extra`` is added."""
+    path = task.record
+    if path is None or not path.parent.is_dir():
+        return
+    own = io.load_json(path) if path.is_file() else {}
+    io.save_json({"error": error, "traceback": trace, "config": task.config, **own, **extra}, path)
 
 
 def job_error(err: BaseException) -> tuple[str, str]:
@@ -232,10 +306,6 @@ def job_error(err: BaseException) -> tuple[str, str]:
     return (last or f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"), trace
 
 
-class RunsFailed(RuntimeError):
-    """Runs a study cannot do without failed; the message names each with its error and its record."""
-
-
 def train_first(configs: Sequence[TrainConfig], run_root: str | Path, launcher: Launcher,
                 cache_dir: str | Path = "data/cache", progress: bool = True) -> None:
     """Train a study's runs as jobs before it uses them, when ``launcher`` sends runs elsewhere (inline:
@@ -243,8 +313,14 @@ def train_first(configs: Sequence[TrainConfig], run_root: str | Path, launcher: 
     if launcher.executor == "inline":
         return
     rows = train_configs(configs, run_root, launcher, cache_dir=cache_dir, progress=progress)
-    failed = {run_id: row["error"] for run_id, row in rows.items() if row["status"] == "failed"}
+    records = {c.run_id(): Run.of(c, run_root).error_path for c in configs}
+    raise_failed(rows, records)
+
+
+def raise_failed(rows: dict[str, dict], records: dict[str, Path]) -> None:
+    """Raise :class:`RunsFailed` naming every failed row (its error, and its record where it has one)."""
+    failed = {key: row["error"] for key, row in rows.items() if row["status"] == "failed"}
     if failed:
-        where = Path(run_root)
         raise RunsFailed(f"{len(failed)} of {len(rows)} runs failed: " + "; ".join(
-            f"{run_id}: {error} (record: {where / run_id / Run.ERROR})" for run_id, error in failed.items()))
+            f"{key}: {error}" + (f" (record: {records[key]})" if key in records else "")
+            for key, error in failed.items()))

@@ -376,3 +376,20 @@ def test_cli_train_infer_round_trip_and_embedding_mismatch(tmp_path, smoke_cache
     model, extra = load_checkpoint(tmp_path / "rin" / "model.pt")
     assert model.config.embedding == "3D tubelets (t=2)" and extra["tokens"] == 64
     assert main(["infer", "--checkpoint", str(tmp_path / "rin" / "model.pt"), "--data_root", str(data / "test")]) == 0
+
+
+def test_study_seeds_run_as_local_jobs_and_are_read_back(smoke_cache, tmp_path, monkeypatch):
+    """``executor: local``: one job per seed (its variants in order, the 2D model first); afterwards the study
+    reads every run back and trains nothing."""
+    from hnerv_lib.studies.tubelets import study as tube_study
+    from hnerv_lib.train.launch import Launcher
+
+    data = ArrowOfTime(videos=("bunny",), crops=1)
+    study = Study(data, SMOKE, TrainSpec(epochs=1, batch_size=16), finetune_epochs=1, seeds=(0, 1),
+                  variants=tuple(v for v in tube_study.VARIANTS if v.slug in ("2d", "t2-central")))
+    tube_study.seeds_first(study, tmp_path, smoke_cache, Launcher(executor="local", executor_jobs=2, poll_s=0.2),
+                           progress=False)
+    assert all(tube_study.seed_done(study, s, tmp_path) for s in (0, 1))
+    monkeypatch.setattr(tube_study, "run_one", lambda *a, **k: pytest.fail("retrained a finished seed"))
+    runs = run_study(study, tube_study.cut_task(data, smoke_cache), tmp_path)
+    assert runs[["slug", "seed"]].values.tolist() == [["2d", 0], ["t2-central", 0], ["2d", 1], ["t2-central", 1]]

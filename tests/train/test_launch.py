@@ -10,7 +10,7 @@ import pytest
 
 from hnerv_lib.train import launch
 from hnerv_lib.train.config import get_train_preset
-from hnerv_lib.train.launch import Launcher, TrainJob, submit, train_configs
+from hnerv_lib.train.launch import Launcher, TrainJob, submit, train_configs, train_task
 from hnerv_lib.train.run import Run
 from hnerv_lib.utils.parse import ConfigError
 
@@ -95,7 +95,7 @@ def test_a_killed_job_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path, s
     cfg = _cfg(epochs=5, eval_every=1)
     one = Launcher(executor="local", executor_jobs=1, poll_s=0.2)
     train_configs([cfg], tmp_path / "whole", one, cache_dir=smoke_cache, progress=False)
-    [(_, job)] = submit(one, [cfg], tmp_path / "cut", smoke_cache)
+    [(_, job)] = submit(one, [train_task([cfg], tmp_path / "cut", smoke_cache, one.threads())], tmp_path / "cut")
     run = Run.of(cfg, tmp_path / "cut")
     deadline = time.time() + 300
     while not (run.metrics_path.is_file() and len(run.metrics()) >= 2) and time.time() < deadline:
@@ -111,7 +111,7 @@ def test_a_killed_job_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path, s
 
 
 def test_a_preempted_job_is_resubmitted_as_the_same_run(tmp_path):
-    job = TrainJob(_cfg().to_dict(), str(tmp_path / "r"), str(tmp_path / "cache"), threads=2)
+    job = TrainJob([_cfg().to_dict()], [str(tmp_path / "r")], str(tmp_path / "cache"), threads=2)
     again = job.checkpoint()  # what submitit calls on SIGUSR2 (preemption, time limit) before it requeues
     assert again.function is job and again.args == () and again.kwargs == {}
 
@@ -136,7 +136,7 @@ def test_slurm_submits_one_array_with_the_asked_resources(tmp_path, monkeypatch)
     slurm = Launcher(executor="slurm", slurm_partition="gpu", slurm_gpus=1, slurm_cpus=8, slurm_time_min=90,
                      executor_jobs=3)
     cfgs = [_cfg(seed=s) for s in range(4)]
-    jobs = submit(slurm, cfgs, tmp_path / "runs", tmp_path / "cache")
+    jobs = submit(slurm, [train_task([c], tmp_path / "runs", tmp_path / "cache", 8) for c in cfgs], tmp_path / "runs")
     assert [j.job_id for _, j in jobs] == [f"4242_{i}" for i in range(4)]
     script = log.read_text()
     for line in ("--array=0-3%3", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--time=90",
@@ -146,3 +146,25 @@ def test_slurm_submits_one_array_with_the_asked_resources(tmp_path, monkeypatch)
     pickled = [TrainJob.__name__ in p.read_bytes().decode("latin-1")
                for p in (tmp_path / "runs" / launch.LOG_DIR).glob("4242_*/*_submitted.pkl")]
     assert pickled == [True] * 4
+
+
+def test_local_jobs_take_several_runs_each_dealt_round_robin():
+    cfgs = [_cfg(seed=s) for s in range(9)]
+    groups = launch.chunks(cfgs, Launcher(executor="local", executor_jobs=2))
+    assert [[c.seed for c in g] for g in groups] == [[0, 4, 8], [1, 5], [2, 6], [3, 7]]
+    assert launch.chunks(cfgs, Launcher(executor="slurm")) == [[c] for c in cfgs]  # a cluster job per run
+    assert launch.chunks(cfgs[:1], Launcher(executor="local", executor_jobs=2)) == [cfgs[:1]]
+
+
+def test_a_job_of_several_runs_trains_the_rest_after_a_failure_and_names_it(tmp_path):
+    def fake(cfg, run_dir, cache_dir, progress):
+        Run(run_dir).begin(cfg)
+        if cfg.seed == 0:
+            raise RuntimeError("broke on purpose")
+        Run(run_dir).save_summary({"psnr_train": 20.0})
+
+    cfgs = [_cfg(seed=0), _cfg(seed=1)]
+    job = TrainJob([c.to_dict() for c in cfgs], [str(Run.of(c, tmp_path).dir) for c in cfgs], "cache", 0, fake)
+    with pytest.raises(launch.RunsFailed, match=rf"1 of 2 runs of this job failed: {cfgs[0].run_id()}: RuntimeError"):
+        job()
+    assert Run.of(cfgs[1], tmp_path).finished and Run.of(cfgs[0], tmp_path).failed

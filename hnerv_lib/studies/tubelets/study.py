@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import submitit
 import torch
 
 from hnerv_lib.eval.verdict import Estimate, judge
 from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.tubelets.clips import PAN_MOVES, ClipSet, Task, cut_task
+from hnerv_lib.train import launch
 from hnerv_lib.studies.tubelets.config import ViTConfig
 from hnerv_lib.studies.tubelets.inflate import INFLATION_MODES, inflate
 from hnerv_lib.studies.tubelets.measure import (
@@ -176,11 +179,12 @@ def _score(model: LSViTForAction, data: ClipSet, device: str) -> float:
 
 
 def run_study(study: Study, sets: dict[str, ClipSet], run_root: str | Path,
-              progress: Optional[Callable[[dict[str, Any]], None]] = None) -> pd.DataFrame:
-    """One row per (variant, seed), trained on ``sets["train"]`` and scored on the others; finished runs under
-    ``run_root`` are read back, not retrained."""
+              progress: Optional[Callable[[dict[str, Any]], None]] = None,
+              seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+    """One row per (variant, seed) (``seeds``: these of the study's only), trained on ``sets["train"]`` and
+    scored on the others; finished runs under ``run_root`` are read back, not retrained."""
     run_dir, rows = study.run_dir(run_root), []
-    for seed in study.seeds:
+    for seed in study.seeds if seeds is None else seeds:
         model2d = None
         for variant in study.variants:
             stem = run_dir / f"{variant.slug}_s{seed}"
@@ -197,6 +201,41 @@ def run_study(study: Study, sets: dict[str, ClipSet], run_root: str | Path,
             if progress is not None:
                 progress(row)
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def seed_done(study: Study, seed: int, run_root: str | Path) -> bool:
+    """Whether every variant of ``seed`` has finished under ``run_root``."""
+    run_dir = study.run_dir(run_root)
+    return all((run_dir / f"{v.slug}_s{seed}.json").is_file() for v in study.variants)
+
+
+class SeedJob(submitit.helpers.Checkpointable):
+    """One seed of a study (all its variants: the inflated ones start from that seed's 2D model) as a job.
+    Preempted, it is resubmitted and reads back the variants it had finished."""
+
+    def __init__(self, study: Study, seed: int, run_root: str, cache_dir: str, threads: int = 0) -> None:
+        self.study, self.seed, self.run_root, self.cache_dir, self.threads = study, seed, run_root, cache_dir, threads
+
+    def __call__(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        run_study(self.study, cut_task(self.study.data, self.cache_dir), self.run_root, seeds=[self.seed])
+
+
+def seeds_first(study: Study, run_root: str | Path, cache_dir: str | Path, launcher: launch.Launcher,
+                progress: bool = True) -> None:
+    """Train the unfinished seeds of ``study`` as jobs, one per seed, when ``launcher`` sends runs elsewhere
+    (inline: nothing here); a failed seed raises :class:`~hnerv_lib.train.launch.RunsFailed`."""
+    if launcher.executor == "inline":
+        return
+    run_dir = study.run_dir(run_root)
+    tasks = [launch.Task(f"{study.data.task}, seed {s}", SeedJob(study, s, str(run_root), str(cache_dir),
+                                                                 launcher.threads()),
+                         record=run_dir / f"seed{s}_error.json", config=study.to_dict(),
+                         done=partial(seed_done, study, s, run_root))
+             for s in study.seeds if not seed_done(study, s, run_root)]
+    rows = launch.run_tasks(tasks, run_root, launcher, progress=progress, desc=f"{study.data.task} seeds")
+    launch.raise_failed(rows, {t.key: t.record for t in tasks})
 
 
 def summarize(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -366,6 +405,7 @@ def run(params: Any, progress: bool = True) -> TubeletResults:
     for task in params.tube_tasks:
         study = params.study(task)
         sets = cut_task(study.data, params.cache_dir)
+        seeds_first(study, params.run_root, params.cache_dir, params.launcher(), progress)  # as jobs, if asked
         if progress:
             print(f"{task} (chance {_pct(study.chance)}):")
         runs = run_study(study, sets, params.run_root, progress=say if progress else None)
