@@ -11,7 +11,7 @@ trains its configurations through :func:`train_configs`, the one way to run a se
 
 Each run trains into ``run_root/<config hash>/`` (a shared filesystem on a cluster). Finished runs are
 skipped before anything is submitted, so a rerun submits only what is missing. A failed run's
-message and traceback land in its ``error.json`` (with the job's stderr when it ran as a job) and the
+message and traceback land in its error record (with the job's stderr when it ran as a job) and the
 others finish. A job that SLURM preempts or stops at its time limit is requeued and resumes from its
 checkpoint (:class:`TrainJob` is ``submitit``-checkpointable; the trainer resumes by itself). Job logs
 go to ``run_root/.submitit/``.
@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hnerv_lib.train.config import TrainConfig
-from hnerv_lib.train.run import Run
+from hnerv_lib.train.run import Run, RunMismatch
 from hnerv_lib.train.trainer import train as default_train
 from hnerv_lib.train.trainer import validate
 from hnerv_lib.utils import io
@@ -40,7 +40,7 @@ from hnerv_lib.utils.parse import ConfigError, knob
 
 EXECUTORS = ("inline", "local", "slurm")
 LOG_DIR = ".submitit"  # job scripts, pickles and logs, under the runs root
-STDERR_TAIL = 8000  # characters of a failed job's stderr kept in its error.json
+STDERR_TAIL = 8000  # characters of a failed job's stderr kept in its run's error record
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,10 @@ class TrainJob(submitit.helpers.Checkpointable):
             if run.finished:
                 continue
             try:
+                if cfg.run_id() != run.run_id:  # "auto" decided otherwise here than where it was submitted
+                    raise RunMismatch(f"this machine resolves precision/channels_last of run {run.run_id} to "
+                                      f"{cfg.resolved().precision}/{cfg.resolved().channels_last} (run id "
+                                      f"{cfg.run_id()}): pin precision and channels_last for jobs on other hardware")
                 (self.train_fn or default_train)(cfg, run.dir, cache_dir=self.cache_dir, progress=False)
             except Exception as err:  # the job's other runs still train
                 if not run.error_path.is_file():
@@ -142,7 +146,7 @@ def make_executor(launcher: Launcher, run_root: str | Path) -> submitit.Executor
 @dataclass(frozen=True)
 class Task:
     """One unit of work for a job: ``fn()`` does it, here or in another process or node (so ``fn`` must
-    pickle). ``record`` is where a failure is written when its directory exists (``error.json``), with
+    pickle). ``record`` is the file a failure is written to when its directory exists, with
     ``config``; ``done`` says, on the driver's side, whether its result is on disk (default: it raised nothing)."""
 
     key: str
@@ -276,7 +280,7 @@ def _inline(task: Task) -> dict:
 
 
 def _collect(task: Task, job: Any, wall_s: float) -> dict:
-    """A finished job's row; a failed one's stderr and traceback go into its ``error.json``."""
+    """A finished job's row; a failed one's stderr and traceback go into its task's record."""
     err = job.exception()
     if err is None and (task.done is None or task.done()):
         return {"status": "trained", "wall_s": wall_s, "job_id": job.job_id}

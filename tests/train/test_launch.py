@@ -70,14 +70,14 @@ def test_local_jobs_run_in_parallel_isolate_a_failure_and_are_not_resubmitted(tm
     good = [_cfg(seed=0), _cfg(seed=1)]
     diverging = _cfg(seed=2, lr=1e30)  # valid, so it is submitted, and fails inside its job
     refused = _cfg(seed=3, video=str(tmp_path / "missing.mp4"))  # refused before anything is submitted
+    batches, real_submit = [], launch.submit
+    monkeypatch.setattr(launch, "submit", lambda l, tasks, root: batches.append(len(tasks)) or real_submit(l, tasks, root))
     rows = train_configs([*good, diverging, refused], tmp_path / "runs", LOCAL, cache_dir=smoke_cache, progress=False)
+    assert batches[0] == 2 and sum(batches) == 3  # two jobs at once, the third when one of them ended
     assert [rows[c.run_id()]["status"] for c in good] == ["trained", "trained"]
     runs = [Run.of(c, tmp_path / "runs") for c in good]
     assert all(r.finished and len(r.metrics()) == 2 for r in runs)
-    # the two jobs overlapped: each began before the other finished
-    begun = [r.config_path.stat().st_mtime for r in runs]
-    ended = [r.summary_path.stat().st_mtime for r in runs]
-    assert begun[0] < ended[1] and begun[1] < ended[0]
+    assert rows[good[0].run_id()]["job_id"] != rows[good[1].run_id()]["job_id"]
     bad = rows[diverging.run_id()]
     assert bad["status"] == "failed" and "TrainingDiverged" in bad["error"]
     record = Run.of(diverging, tmp_path / "runs").error()
@@ -168,3 +168,11 @@ def test_a_job_of_several_runs_trains_the_rest_after_a_failure_and_names_it(tmp_
     with pytest.raises(launch.RunsFailed, match=rf"1 of 2 runs of this job failed: {cfgs[0].run_id()}: RuntimeError"):
         job()
     assert Run.of(cfgs[1], tmp_path).finished and Run.of(cfgs[0], tmp_path).failed
+
+
+def test_a_job_refuses_a_run_whose_id_its_machine_resolves_otherwise(tmp_path):
+    cfg = _cfg()
+    job = TrainJob([cfg.to_dict()], [str(tmp_path / "0123456789")], "cache", 0,
+                   lambda *a, **k: pytest.fail("trained under another run id"))
+    with pytest.raises(launch.RunsFailed, match="pin precision and channels_last"):
+        job()
