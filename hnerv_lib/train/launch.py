@@ -1,22 +1,23 @@
 """Where a sweep's runs train: in this process, as local processes, or as SLURM jobs (``submitit``).
 
-Every sweep of the report (the ablation, the seeds of notebooks 01/02/05, the rate–distortion sizes)
-trains its configurations through :func:`train_configs`, the one way to run a set of runs:
+Every sweep of the report (the ablation, the seeds of notebooks 01/02/05, 06's networks, the
+rate–distortion sizes) trains its configurations through :func:`train_configs`, the one way to run a
+set of runs; the tubelet study sends its seeds through :func:`run_tasks`, the same machinery:
 
 * ``inline``: one after the other in this process (the default; tests and the smoke profile);
 * ``local``:  ``submitit``'s local executor, ``executor_jobs`` processes at a time, each with
-  ``cores // jobs`` torch threads;
+  ``cores // jobs`` torch threads and several runs (a process start costs seconds);
 * ``slurm``:  ``submitit``'s SLURM executor, one array task per run (partition, GPUs, CPUs and time
   limit per job, ``executor_jobs`` array tasks at a time).
 
 Each run trains into ``run_root/<config hash>/`` (a shared filesystem on a cluster). Finished runs are
-skipped before anything is submitted, so a rerun submits only what is missing. A failed run's
+skipped before anything is submitted, and a run whose job (noted in the run at submission) still
+runs is waited for, not submitted again: a rerun submits only what is missing. A failed run's
 message and traceback land in its error record (with the job's stderr when it ran as a job) and the
 others finish. A job that SLURM preempts or stops at its time limit is requeued and resumes from its
 checkpoint (:class:`TrainJob` is ``submitit``-checkpointable; the trainer resumes by itself). Job logs
 go to ``run_root/.submitit/``.
 """
-
 from __future__ import annotations
 
 import math
@@ -150,19 +151,20 @@ class Task:
     ``config``; ``done`` says, on the driver's side, whether its result is on disk (default: it raised nothing)."""
 
     key: str
-    fn: Callable[[], Any]
+    fn: Optional[Callable[[], Any]]
     record: Optional[Path] = None
     config: Optional[dict] = None
     done: Optional[Callable[[], bool]] = None
+    runs: tuple[Run, ...] = ()  # the training runs it writes: each notes the job that trains it
 
 
 def train_task(configs: Sequence[TrainConfig], run_root: str | Path, cache_dir: str | Path, threads: int = 0,
                train_fn: Optional[Callable[..., dict]] = None) -> Task:
     """The task of training ``configs``, one after the other, into their run directories under ``run_root``."""
-    runs = [Run.of(c, run_root) for c in configs]
+    runs = tuple(Run.of(c, run_root) for c in configs)
     return Task(",".join(r.run_id for r in runs),
                 TrainJob([c.to_dict() for c in configs], [str(r.dir) for r in runs], str(cache_dir), threads, train_fn),
-                done=lambda: all(r.finished for r in runs))
+                done=lambda: all(r.finished for r in runs), runs=runs)
 
 
 def chunks(configs: Sequence[TrainConfig], launcher: Launcher) -> list[list[TrainConfig]]:
@@ -186,11 +188,62 @@ def pending(configs: Sequence[TrainConfig], run_root: str | Path) -> tuple[list[
 
 
 def submit(launcher: Launcher, tasks: Sequence[Task], run_root: str | Path) -> list[tuple[Task, Any]]:
-    """Submit ``tasks`` as jobs, one slurm array (no waiting); ``(task, job)`` pairs in their order."""
+    """Submit ``tasks`` as jobs, one slurm array (no waiting), and note each job in the runs it trains;
+    ``(task, job)`` pairs in their order."""
     ex = make_executor(launcher, run_root)
     with ex.batch():
         jobs = [ex.submit(t.fn) for t in tasks]
+    folder = str(Path(run_root) / LOG_DIR / "%j")
+    for t, job in zip(tasks, jobs):
+        for run in t.runs:
+            run.record_job({"executor": launcher.executor, "job_id": job.job_id, "folder": folder})
     return list(zip(tasks, jobs))
+
+
+# SLURM states of a job that has not ended (sacct's words)
+LIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
+                         "REQUEUE_HOLD", "REQUEUE_FED", "STAGE_OUT", "SIGNALING"})
+
+
+class Attached:
+    """A job an earlier sweep submitted that still runs: this sweep waits for it instead of submitting
+    its runs again (a local job is a process of this machine, a slurm job is asked of ``sacct``)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info, self.job_id = info, str(info["job_id"])
+
+    def alive(self) -> bool:
+        if self.info.get("executor") == "local":  # the job id is its controller's process id (Linux: /proc)
+            proc = Path(f"/proc/{self.job_id}")
+            try:  # alive: not a zombie (ended, not yet reaped) and still submitit's, not a reused id
+                state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+                return state != "Z" and b"submitit" in (proc / "cmdline").read_bytes()
+            except (OSError, IndexError):
+                return False
+        try:
+            state = submitit.SlurmJob(folder=self.info["folder"], job_id=self.job_id).state
+        except Exception:  # no sacct answer: treat it as ended (the run is then submitted again)
+            return False
+        return str(state).split()[0].upper() in LIVE_STATES
+
+    def done(self) -> bool:
+        return not self.alive()
+
+    def exception(self) -> Optional[BaseException]:
+        return None  # its runs' directories say whether it trained them
+
+    def stderr(self) -> Optional[str]:
+        return None
+
+
+def attached(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """The runs whose noted job still runs, by that job's id."""
+    out: dict[str, list[Run]] = {}
+    for run in runs:
+        info = run.job()
+        if info is not None and Attached(info).alive():
+            out.setdefault(str(info["job_id"]), []).append(run)
+    return out
 
 
 def train_configs(configs: Sequence[TrainConfig], run_root: str | Path, launcher: Launcher = INLINE, *,
@@ -211,13 +264,18 @@ def train_configs(configs: Sequence[TrainConfig], run_root: str | Path, launcher
             valid.append(cfg)
         except Exception as err:
             rows[cfg.run_id()] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+    running = attached([Run.of(c, run_root) for c in valid])  # submitted by an earlier sweep, still running
+    busy = {run.run_id for runs in running.values() for run in runs}
+    waiting = [(Task(",".join(r.run_id for r in runs), None, done=lambda runs=runs: all(r.finished for r in runs),
+                     runs=tuple(runs)), Attached(runs[0].job())) for runs in running.values()]
     threads = launcher.threads() if launcher.executor != "inline" else 0
-    groups = chunks(valid, launcher)
+    groups = chunks([c for c in valid if c.run_id() not in busy], launcher)
     tasks = [train_task(g, run_root, cache_dir, threads, train_fn) for g in groups]
-    done_tasks = run_tasks(tasks, run_root, launcher, progress=progress, desc=desc)
-    for group, task in zip(groups, tasks):
-        for cfg in group:
-            rows[cfg.run_id()] = _run_row(Run.of(cfg, run_root), cfg, done_tasks[task.key], len(group))
+    done_tasks = run_tasks(tasks, run_root, launcher, progress=progress, desc=desc, waiting=waiting)
+    by_id = {c.run_id(): c for c in valid}
+    for task in [*tasks, *(t for t, _ in waiting)]:
+        for run in task.runs:
+            rows[run.run_id] = _run_row(run, by_id[run.run_id], done_tasks[task.key], len(task.runs))
     return rows
 
 
@@ -235,21 +293,21 @@ def _run_row(run: Run, cfg: TrainConfig, job: dict, runs_in_job: int) -> dict:
 
 
 def run_tasks(tasks: Sequence[Task], run_root: str | Path, launcher: Launcher = INLINE, *, progress: bool = True,
-              desc: str = "runs") -> dict[str, dict]:
-    """Do every task where ``launcher`` says (local: at most ``jobs()`` at a time), wait for all, and
-    collect each: ``{key: row}`` with ``status`` ``trained`` or ``failed``, ``wall_s``, ``error``."""
+              desc: str = "runs", waiting: Sequence[tuple[Task, Any]] = ()) -> dict[str, dict]:
+    """Do every task where ``launcher`` says (local: at most ``jobs()`` at a time), wait for all (and for
+    the ``waiting`` jobs an earlier sweep submitted), and collect each: ``{key: row}`` with ``status``
+    ``trained`` or ``failed``, ``wall_s``, ``error``."""
     rows: dict[str, dict] = {}
-    if not tasks:
+    if not tasks and not waiting:
         return rows
-    bar = tqdm(total=len(tasks), desc=f"{desc} ({launcher.executor})", disable=not progress)
+    bar = tqdm(total=len(tasks) + len(waiting), desc=f"{desc} ({launcher.executor})", disable=not progress)
+    queue, running = list(tasks), [(t, job, time.perf_counter()) for t, job in waiting]
     if launcher.executor == "inline":
-        for t in tasks:
+        for t in queue:
             rows[t.key] = _inline(t)
             bar.update()
-        bar.close()
-        return rows
-    queue, running = list(tasks), []
-    limit = launcher.jobs() if launcher.executor == "local" else len(tasks)
+        queue = []
+    limit = launcher.jobs() if launcher.executor == "local" else len(tasks) + len(waiting)  # waiting jobs count
     while queue or running:
         if queue and len(running) < limit:
             batch, queue = queue[:limit - len(running)], queue[limit - len(running):]

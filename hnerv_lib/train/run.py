@@ -8,7 +8,8 @@ A run directory (``runs/<config hash>/`` by default) holds
 * ``checkpoint.pt`` the latest resumable checkpoint (self-describing);
 * ``summary.json``  written last: its presence means the run finished;
 * ``error.json``    message, traceback and config of a failure after the directory existed;
-* ``video.hnerv``   the compressed model, when a notebook or study compresses the run.
+* ``video.hnerv``   the compressed model, when a notebook or study compresses the run;
+* ``job.json``      the job that trains it, when a sweep submitted it (executor, job id, log folder).
 
 Resuming compares the stored configuration with the requested one and refuses a mismatch, naming each
 differing key with both values; only the fields in :data:`RESULT_NEUTRAL` may differ.
@@ -53,6 +54,7 @@ class Run:
     SUMMARY = "summary.json"
     ERROR = "error.json"
     COMPRESSED = "video.hnerv"
+    JOB = "job.json"
     TENSORBOARD = "tb"  # folder of TensorBoard event files (tensorboard: true)
 
     def __post_init__(self) -> None:
@@ -92,6 +94,11 @@ class Run:
     @property
     def error_path(self) -> Path:
         return self.dir / self.ERROR
+
+    @property
+    def job_path(self) -> Path:
+        """Where the submitted job of this run is noted (``job.json``)."""
+        return self.dir / self.JOB
 
     @property
     def compressed_path(self) -> Path:
@@ -193,6 +200,16 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         io.save_json(cfg.to_dict(), self.config_path)
         self.error_path.unlink(missing_ok=True)  # a new attempt: the old failure no longer describes it
+
+    def record_job(self, info: dict[str, Any]) -> None:
+        """Note the job that trains this run (at submission): a later sweep waits for it, if it still
+        runs, instead of submitting the run again."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        io.save_json(info, self.job_path)
+
+    def job(self) -> Optional[dict[str, Any]]:
+        """The noted job (executor, job_id, folder), or None."""
+        return io.load_json(self.job_path) if self.job_path.is_file() else None
 
     def save_metrics(self, rows: list[dict]) -> None:
         with io.atomic_path(self.metrics_path) as tmp:

@@ -176,3 +176,21 @@ def test_a_job_refuses_a_run_whose_id_its_machine_resolves_otherwise(tmp_path):
                    lambda *a, **k: pytest.fail("trained under another run id"))
     with pytest.raises(launch.RunsFailed, match="pin precision and channels_last"):
         job()
+
+
+def test_a_rerun_waits_for_a_job_still_running_instead_of_submitting_it_again(tmp_path, smoke_cache, monkeypatch):
+    cfg, root = _cfg(epochs=3), tmp_path / "runs"
+    one = Launcher(executor="local", executor_jobs=1, poll_s=0.2)
+    [(_, job)] = submit(one, [train_task([cfg], root, smoke_cache, one.threads())], root)  # an earlier driver's job
+    assert Run.of(cfg, root).job() == {"executor": "local", "job_id": job.job_id, "folder": str(root / launch.LOG_DIR / "%j")}
+    assert launch.Attached(Run.of(cfg, root).job()).alive()
+    monkeypatch.setattr(launch, "submit", lambda *a, **k: pytest.fail("submitted a run whose job still runs"))
+    rows = train_configs([cfg], root, one, cache_dir=smoke_cache, progress=False)
+    assert rows[cfg.run_id()] == {**rows[cfg.run_id()], "status": "trained", "job_id": job.job_id}
+    assert Run.of(cfg, root).finished and not launch.Attached(Run.of(cfg, root).job()).alive()
+
+
+def test_an_ended_or_unknown_job_is_not_waited_for(tmp_path):
+    assert not launch.Attached({"executor": "local", "job_id": "999999999"}).alive()
+    assert not launch.Attached({"executor": "local", "job_id": str(os.getpid())}).alive()  # a live process, not a job
+    assert not launch.Attached({"executor": "slurm", "job_id": "4242_0", "folder": str(tmp_path)}).alive()  # no sacct
