@@ -194,3 +194,12 @@ def test_an_ended_or_unknown_job_is_not_waited_for(tmp_path):
     assert not launch.Attached({"executor": "local", "job_id": "999999999"}).alive()
     assert not launch.Attached({"executor": "local", "job_id": str(os.getpid())}).alive()  # a live process, not a job
     assert not launch.Attached({"executor": "slurm", "job_id": "4242_0", "folder": str(tmp_path)}).alive()  # no sacct
+
+
+def test_a_study_gets_its_runs_as_jobs_first_and_a_failed_one_stops_it_by_name(tmp_path, smoke_cache, monkeypatch):
+    good, bad = _cfg(seed=0), _cfg(seed=1, lr=1e30)
+    launch.train_first([good], tmp_path, Launcher(), smoke_cache, progress=False)
+    assert not Run.of(good, tmp_path).exists  # inline: the study trains each run itself, when it reaches it
+    with pytest.raises(launch.RunsFailed, match=rf"1 of 2 runs failed: {bad.run_id()}: .*TrainingDiverged.*record: "):
+        launch.train_first([good, bad], tmp_path, LOCAL, smoke_cache, progress=False)
+    assert Run.of(good, tmp_path).finished
