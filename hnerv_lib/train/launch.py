@@ -308,21 +308,28 @@ def run_tasks(tasks: Sequence[Task], run_root: str | Path, launcher: Launcher = 
             bar.update()
         queue = []
     limit = launcher.jobs() if launcher.executor == "local" else len(tasks) + len(waiting)  # waiting jobs count
-    while queue or running:
-        if queue and len(running) < limit:
-            batch, queue = queue[:limit - len(running)], queue[limit - len(running):]
-            running += [(t, job, time.perf_counter()) for t, job in submit(launcher, batch, run_root)]
-        still = []
-        for t, job, start in running:
-            if job.done():
-                rows[t.key] = _collect(t, job, time.perf_counter() - start)
-                bar.update()
-            else:
-                still.append((t, job, start))
-        running = still
-        if running:
-            time.sleep(launcher.poll_s)
-    bar.close()
+    try:
+        while queue or running:
+            if queue and len(running) < limit:
+                batch, queue = queue[:limit - len(running)], queue[limit - len(running):]
+                running += [(t, job, time.perf_counter()) for t, job in submit(launcher, batch, run_root)]
+            still = []
+            for t, job, start in running:
+                if job.done():
+                    rows[t.key] = _collect(t, job, time.perf_counter() - start)
+                    bar.update()
+                else:
+                    still.append((t, job, start))
+            running = still
+            if running:
+                time.sleep(launcher.poll_s)
+    except KeyboardInterrupt:  # interrupted in the notebook: this machine's jobs stop too (cluster jobs go on)
+        for _, job, _ in running:
+            if launcher.executor == "local" and hasattr(job, "cancel"):
+                job.cancel(check=False)
+        raise
+    finally:
+        bar.close()
     return rows
 
 

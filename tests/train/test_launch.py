@@ -203,3 +203,22 @@ def test_a_study_gets_its_runs_as_jobs_first_and_a_failed_one_stops_it_by_name(t
     with pytest.raises(launch.RunsFailed, match=rf"1 of 2 runs failed: {bad.run_id()}: .*TrainingDiverged.*record: "):
         launch.train_first([good, bad], tmp_path, LOCAL, smoke_cache, progress=False)
     assert Run.of(good, tmp_path).finished
+
+
+def test_interrupting_the_driver_stops_its_local_jobs(tmp_path, smoke_cache, monkeypatch):
+    cfg = _cfg(epochs=50)
+    submitted = []
+    real_submit = launch.submit
+    monkeypatch.setattr(launch, "submit", lambda *a: submitted.extend(real_submit(*a)) or submitted)
+
+    def interrupt(_):
+        raise KeyboardInterrupt  # Ctrl-C, or the notebook's stop button, while the driver waits
+
+    monkeypatch.setattr(launch.time, "sleep", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_configs([cfg], tmp_path, Launcher(executor="local", executor_jobs=1), cache_dir=smoke_cache, progress=False)
+    [(_, job)] = submitted
+    deadline = time.time() + 30
+    while not job.done() and time.time() < deadline:
+        pass
+    assert job.done() and not Run.of(cfg, tmp_path).finished
