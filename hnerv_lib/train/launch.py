@@ -110,10 +110,11 @@ class TrainJob(submitit.helpers.Checkpointable):
             if run.finished:
                 continue
             try:
-                if cfg.run_id() != run.run_id:  # "auto" decided otherwise here than where it was submitted
+                here = cfg.resolved()
+                if here.run_id() != run.run_id:  # "auto" decided otherwise here than where it was submitted
                     raise RunMismatch(f"this machine resolves precision/channels_last of run {run.run_id} to "
-                                      f"{cfg.resolved().precision}/{cfg.resolved().channels_last} (run id "
-                                      f"{cfg.run_id()}): pin precision and channels_last for jobs on other hardware")
+                                      f"{here.precision}/{here.channels_last} (run id {here.run_id()}): "
+                                      f"pin precision and channels_last for jobs on other hardware")
                 (self.train_fn or default_train)(cfg, run.dir, cache_dir=self.cache_dir, progress=False)
             except Exception as err:  # the job's other runs still train
                 if not run.error_path.is_file():
@@ -287,8 +288,8 @@ def _run_row(run: Run, cfg: TrainConfig, job: dict, runs_in_job: int) -> dict:
     own = run.error() if run.error_path.is_file() else {}
     error = own.get("error") or job.get("error") or "the run did not finish"
     if run.exists and "stderr" in job:
-        io.save_json({"error": error, "traceback": job.get("traceback", ""), "config": cfg.to_dict(), **own,
-                      **about_job, "job_traceback": job.get("traceback", ""), "stderr": job["stderr"]}, run.error_path)
+        _merge_record(run.error_path, error, job.get("traceback", ""), cfg.to_dict(),
+                      {**about_job, "job_traceback": job.get("traceback", ""), "stderr": job["stderr"]})
     return {"status": "failed", "error": error, **about_job}
 
 
@@ -358,11 +359,14 @@ def _collect(task: Task, job: Any, wall_s: float) -> dict:
 def _record(task: Task, error: str, trace: str, extra: dict) -> None:
     """Write the failure into ``task.record`` when its directory exists (a failure before the run began
     leaves nothing on disk); what the task recorded there itself stays, ``extra`` is added."""
-    path = task.record
-    if path is None or not path.parent.is_dir():
-        return
+    if task.record is not None and task.record.parent.is_dir():
+        _merge_record(task.record, error, trace, task.config, extra)
+
+
+def _merge_record(path: Path, error: str, trace: str, config: Optional[dict], extra: dict) -> None:
+    """Write a failure record at ``path``: what is there already stays, ``extra`` is added."""
     own = io.load_json(path) if path.is_file() else {}
-    io.save_json({"error": error, "traceback": trace, "config": task.config, **own, **extra}, path)
+    io.save_json({"error": error, "traceback": trace, "config": config, **own, **extra}, path)
 
 
 def job_error(err: BaseException) -> tuple[str, str]:
