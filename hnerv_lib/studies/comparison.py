@@ -366,11 +366,11 @@ def run(params: Any) -> ComparisonResults:
     unseen-frame protocols."""
     P, cfgs = params, designs(params)
     where = (P.run_root, P.cache_dir, P.device, P.seam_k)
-    train_first(plan(P), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
+    train_first(plan(P), P.run_root, P.launcher().timed(), P.cache_dir)  # as jobs, if asked
     per_seed = [r for c in cfgs.values() for r in measure_seeds(c, P.seeds, "equal parameters", *where)]
     equal_params = pd.DataFrame(per_seed)
     fast, slow, longer = equal_time_config(P, equal_params)
-    train_first(seed_configs(longer, P.seeds), P.run_root, P.launcher(), P.cache_dir)
+    train_first(seed_configs(longer, P.seeds), P.run_root, P.launcher().timed(), P.cache_dir)
     per_seed += measure_seeds(longer, P.seeds, "equal training time", *where)
     per_seed += [{**r, "setting": "equal training time"} for r in per_seed
                  if r["design"] == slow and r["setting"] == "equal parameters"]

@@ -68,7 +68,7 @@ def shown_frames(train: list[int], val: list[int], n: int) -> list[int]:
 
 def run(params: Any) -> FullFrameResults:
     """Train (or reuse) every seed, then inspect and compress the first seed's model."""
-    train_first(plan(params), params.run_root, params.launcher(), params.cache_dir)  # as jobs, if asked
+    train_first(plan(params), params.run_root, params.launcher().timed(), params.cache_dir)  # as jobs, if asked
     trained, first = training.train_seeds(params, FAMILY)
     model, cfg, s = training.setup_of(first, params)
     split = s.split

@@ -189,7 +189,7 @@ def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[T
 def run(params: Any) -> PatchResults:
     """Train (or reuse) every seed, then score, inspect and time the first seed's model."""
     P = params
-    train_first(plan(P), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
+    train_first(plan(P), P.run_root, P.launcher().timed(), P.cache_dir)  # as jobs, if asked
     trained, first = training.train_seeds(P, FAMILY)
     model, cfg, s = training.setup_of(first, P)
     task, split = s.task, s.split

@@ -63,6 +63,17 @@ def test_outputs_caption_the_clip_split_without_epochs_and_the_scale_without_a_v
     assert faster["outcome"].tolist() == ["holds"] and "50% of the tokens; trains at 2.0x, infers at 2.0x" in faster["evidence"].iloc[0]
     motion = claims[claims["claim"] == study.SEED_CLAIMS["motion"]]
     assert motion["outcome"].tolist() == ["contradicted"]  # 0.605 under 0.805, intervals apart: 2D is better here
+    compute = claims[claims["claim"] == study.SEED_CLAIMS["compute"]]  # no equal-FLOPs run: fewer FLOPs, and it lost
+    assert compute["outcome"].tolist() == [study.UNTESTED] and "on 50% of 2D's training FLOPs" in compute["test"].iloc[0]
+
+
+def test_a_tubelet_that_wins_on_fewer_flops_holds_the_compute_claim_without_an_equal_flops_run():
+    R = _results()
+    runs = R.tasks["arrow of time"].runs
+    runs.loc[runs["slug"] == "t2", "test_acc"] += 0.35  # 0.955 over 0.805, intervals apart
+    claims = study.claims(R)
+    compute = claims[claims["claim"] == study.SEED_CLAIMS["compute"]]
+    assert compute["outcome"].tolist() == ["holds"] and compute["evidence"].iloc[0].startswith("tubelet 2 95.5%")
 
 
 def test_the_seed_scale_reproduces_the_seeds_token_counts(monkeypatch):

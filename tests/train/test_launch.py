@@ -10,7 +10,7 @@ import pytest
 
 from hnerv_lib.train import launch
 from hnerv_lib.train.config import get_train_preset
-from hnerv_lib.train.launch import Launcher, TrainJob, submit, train_configs, train_task
+from hnerv_lib.train.launch import INLINE, Launcher, TrainJob, submit, train_configs, train_task
 from hnerv_lib.train.run import Run
 from hnerv_lib.utils.parse import ConfigError
 
@@ -41,6 +41,17 @@ def test_local_jobs_share_the_cores():
     assert Launcher(executor="local", executor_jobs=3).threads(cores=2) == 1
     assert Launcher(executor="slurm", slurm_cpus=6).threads(cores=2) == 6  # the job's own CPUs, not this machine's
     assert Launcher(executor="slurm").jobs() == 0  # no array limit
+
+
+def test_timed_runs_do_not_share_the_cores_with_other_jobs():
+    """Runs whose speed a study compares train alone: parallel local jobs give way to inline."""
+    assert Launcher(executor="local", executor_jobs=2).timed(cores=8) == INLINE
+    assert Launcher(executor="local").timed(cores=2) == INLINE  # one job per core: two at a time
+    alone = Launcher(executor="local", executor_jobs=1)
+    assert alone.timed(cores=8) is alone and Launcher(executor="local").timed(cores=1).executor == "local"
+    slurm = Launcher(executor="slurm", executor_jobs=4)
+    assert slurm.timed(cores=2) is slurm  # each job has its own cores
+    assert INLINE.timed() is INLINE
 
 
 def test_inline_trains_once_per_run_and_records_a_failure(tmp_path):
