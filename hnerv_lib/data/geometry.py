@@ -12,7 +12,7 @@ sliding windows cover it, the last one flush against the edge where the strides 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
@@ -129,18 +129,28 @@ class WindowPool:
     real pixels; one pixel is 1/80 of a quick-profile patch, finer than any offset the evaluation asks.
     The draw uses a generator seeded with ``seed``, so the pool is a function of its fields, the frame
     size and the frame count alone: it can name a cache entry of teacher embeddings.
+
+    ``frames`` (the training frames) limits the random windows to those frames; every other frame
+    repeats its grid tiles instead, which the teacher has embedded already (the grid's cache entry), so
+    it costs nothing. A training frame's windows do not depend on ``frames``.
     """
 
     rows: int = 2
     cols: int = 4
     per_frame: int = 32
     seed: int = 0
+    frames: Optional[tuple[int, ...]] = None  # frames that get random windows (None: all)
 
     def __post_init__(self) -> None:
         grid = self.grid()  # validates rows and cols
         if self.per_frame < grid.rows * grid.cols:
             raise ValueError(f"a window pool holds the {self.rows}x{self.cols} grid's {self.rows * self.cols} tiles "
                              f"and more: per_frame must be >= {self.rows * self.cols}; got {self.per_frame}")
+        if self.frames is not None:
+            frames = tuple(sorted({int(f) for f in self.frames}))
+            if not frames or frames[0] < 0:
+                raise ValueError(f"a window pool's frames must be frame indices (>= 0), at least one; got {self.frames!r}")
+            object.__setattr__(self, "frames", frames)
 
     def grid(self) -> Grid:
         """The grid whose tiles open every frame's pool (and whose tile size every window has)."""
@@ -157,13 +167,22 @@ class WindowPool:
         tiles, (ph, pw), (h, w) = self.grid().windows(frame_hw), self.patch_hw(frame_hw), frame_hw
         extra = self.per_frame - len(tiles)
         gen = torch.Generator().manual_seed(self.seed)
+        if self.frames is not None and self.frames[-1] >= num_frames:
+            raise ValueError(f"a window pool's frames go up to {self.frames[-1]} but the video has {num_frames} frames")
         tops = torch.randint(0, h - ph + 1, (num_frames, extra), generator=gen).tolist()
         lefts = torch.randint(0, w - pw + 1, (num_frames, extra), generator=gen).tolist()
-        return [tiles + [Window(t, l, ph, pw) for t, l in zip(tops[f], lefts[f])] for f in range(num_frames)]
+        drawn = set(range(num_frames) if self.frames is None else self.frames)
+        return [tiles + ([Window(t, l, ph, pw) for t, l in zip(tops[f], lefts[f])] if f in drawn
+                         else [tiles[i % len(tiles)] for i in range(extra)]) for f in range(num_frames)]
 
     def to_dict(self) -> dict:
-        """JSON form with a kind tag (used in cache keys)."""
-        return {"kind": "pool", **asdict(self)}
+        """JSON form with a kind tag (used in cache keys; ``frames`` only when set, so older keys hold)."""
+        d = {"kind": "pool", **asdict(self)}
+        if self.frames is None:
+            del d["frames"]
+        else:
+            d["frames"] = list(self.frames)
+        return d
 
 
 Geometry = Union[Grid, Sliding]  # a frame's windows, one list for every frame

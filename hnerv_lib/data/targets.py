@@ -168,6 +168,22 @@ def _write_cache(pt: Path, js: Path, payload: dict, meta: dict) -> None:
         raise
 
 
+def _pool_embeddings(teacher: Teacher, frames: torch.Tensor, windows: list[list[Window]], grid: Targets,
+                     batch_size: int, progress: bool) -> tuple[torch.Tensor, int]:
+    """(T, K, D) embeddings of a pool's windows, and how many the teacher embedded: the grid's tiles (and a
+    frame's repeats of them) come from the grid's targets, the teacher sees only frames with windows off the grid."""
+    n = grid.emb.shape[1]
+    out = grid.emb.new_empty(len(windows), len(windows[0]), grid.emb.shape[2])
+    out[:, :n] = grid.emb
+    drawn = [f for f, ws in enumerate(windows) if any(w not in ws[:n] for w in ws[n:])]
+    for f in sorted(set(range(len(windows))) - set(drawn)):
+        out[f, n:] = grid.emb[f, [windows[f].index(w) for w in windows[f][n:]]]
+    if drawn and len(windows[0]) > n:
+        out[drawn, n:] = embed_windows(teacher, frames[drawn], [windows[f][n:] for f in drawn],
+                                       batch_size=batch_size, progress=progress)
+    return out, len(drawn) * (len(windows[0]) - n)
+
+
 def clip_targets(video: "Video", geometry: Geometry | WindowPool, spec: TeacherSpec = TeacherSpec(),
                  cache_dir: Union[str, os.PathLike] = "data/cache", device: Device = "cpu",
                  batch_size: int = 64, progress: bool = True) -> Targets:
@@ -180,6 +196,8 @@ def clip_targets(video: "Video", geometry: Geometry | WindowPool, spec: TeacherS
     pt, js = folder / f"{key}.pt", folder / f"{key}.json"
     if pt.is_file() and js.is_file():
         return _load_cached(pt, js, key, shape)
+    grid = (clip_targets(video, geometry.grid(), spec, cache_dir, device, batch_size, progress)
+            if per_frame else None)  # a pool's tiles: the grid's entry (cached once, shared with the grid's runs)
     teacher = load_teacher(spec, device)
     ident = teacher.identity  # differs from the cheap resolution only if an "auto" download failed
     key = _key(video.key, gdict, video.frame_hw, ident)
@@ -187,8 +205,12 @@ def clip_targets(video: "Video", geometry: Geometry | WindowPool, spec: TeacherS
     if pt.is_file() and js.is_file():
         return _load_cached(pt, js, key, shape)
     start = time.perf_counter()
-    emb = embed_windows(teacher, video.frames, windows, batch_size=batch_size, progress=progress)
-    seconds, count = time.perf_counter() - start, shape[0] * shape[1]
+    if grid is None:
+        emb = embed_windows(teacher, video.frames, windows, batch_size=batch_size, progress=progress)
+        count = shape[0] * shape[1]
+    else:
+        emb, count = _pool_embeddings(teacher, video.frames, windows, grid, batch_size, progress)
+    seconds = time.perf_counter() - start
     meta = {"key": key, "format": TARGETS_FORMAT, "video_key": video.key, "geometry": gdict, "teacher": ident,
             "teacher_caption": teacher.describe(), "count": count, "shape": list(emb.shape),
             "frame_hw": list(video.frame_hw), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

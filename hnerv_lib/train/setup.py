@@ -71,7 +71,10 @@ def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "dat
         raise ValueError(f"model {cfg.model!r} outputs {model_cfg.frame_hw[0]}x{model_cfg.frame_hw[1]} frames but the "
                          f"video is {video.frame_hw[0]}x{video.frame_hw[1]}: set size or pick a matching preset")
     split = cfg.split_rule().indices(video.num_frames)
-    targets, teacher, pool = None, "none (no CLIP head)", cfg.pool()
+    pool = cfg.pool()
+    if pool is not None:  # random windows on the training frames only: the others are never drawn
+        pool = replace(pool, frames=tuple(int(f) for f in split.train))
+    targets, teacher = None, "none (no CLIP head)"
     if model_cfg.predict_clip:  # with a window pool: every pool window's embedding, the grid's among them
         t = clip_targets(video, pool or cfg.geometry(), cfg.teacher_spec(), cache_dir=cache_dir, progress=progress)
         targets, teacher = t.emb.to(device), t.describe_teacher()

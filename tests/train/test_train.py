@@ -244,3 +244,17 @@ def test_reconstruct_in_batches_equals_one_pass(preset):
     chunked, clip = task.reconstruct(model, ids, batch_size=2)
     assert clip is None and chunked.shape == (5, 3, 32, 64)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["hnerv-tiny", "patch-tiny"])
+def test_a_clip_head_at_lambda_0_trains_the_pixels_exactly_as_no_head(tmp_path, smoke_cache, name):
+    """Why the quick profile leaves 04's head-off group to cpu/paper: it can only repeat lambda 0's pixels."""
+    on = train(_cfg(name, epochs=3, eval_every=3, clip_weight=0.0), tmp_path / "on", cache_dir=smoke_cache,
+               progress=False)
+    off = train(_cfg(name, epochs=3, eval_every=3, model_overrides={"predict_clip": False}), tmp_path / "off",
+                cache_dir=smoke_cache, progress=False)
+    assert on["params"] > off["params"]
+    for key in ("psnr_train", "psnr_val"):
+        assert on[key] == off[key]
+    cols = ["epoch", "pixel_loss", "psnr_train"]
+    pd.testing.assert_frame_equal(_metrics(tmp_path / "on")[cols], _metrics(tmp_path / "off")[cols])

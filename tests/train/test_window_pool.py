@@ -110,3 +110,35 @@ def test_pool_on_a_full_frame_model_is_refused_before_any_decoding(tmp_path, mon
                                          r"'hnerv-tiny' is a hnerv model"):
         train(_cfg("hnerv-tiny", window_pool=12), tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pool_on_the_training_frames_asks_the_teacher_for_their_random_windows_only(smoke_cache, monkeypatch):
+    cfg = _cfg(window_pool=12)
+    video = load_video(cfg.video_spec(), smoke_cache)
+    grid = T.clip_targets(video, cfg.geometry(), cfg.teacher_spec(), cache_dir=smoke_cache, progress=False)
+    full, part = cfg.pool(), replace(cfg.pool(), frames=(5, 0, 2))
+    assert part.frames == (0, 2, 5) and "frames" not in full.to_dict()  # the keys of earlier pools hold
+    assert G.geometry_from_dict(part.to_dict()) == part
+    lists, part_lists = (p.windows_per_frame(video.frame_hw, video.num_frames) for p in (full, part))
+    tiles = cfg.geometry().windows(video.frame_hw)
+    assert all(part_lists[f] == lists[f] for f in (0, 2, 5))  # a training frame's windows do not change
+    assert part_lists[1] == tiles + tiles[:4]  # the others repeat their tiles
+    calls, real = [], T.embed_windows
+    monkeypatch.setattr(T, "embed_windows", lambda teacher, frames, windows, **k:
+                        calls.append((len(frames), len(windows[0]))) or real(teacher, frames, windows, **k))
+    t = T.clip_targets(video, part, cfg.teacher_spec(), cache_dir=smoke_cache, progress=False)
+    assert calls == [(3, 4)]  # three frames with 4 random windows each; every tile from the grid's entry
+    assert torch.equal(t.emb[:, :8], grid.emb) and torch.equal(t.emb[1, 8:], grid.emb[1, :4])
+    whole = T.clip_targets(video, full, cfg.teacher_spec(), cache_dir=smoke_cache, progress=False)
+    assert torch.allclose(t.emb[[0, 2, 5]], whole.emb[[0, 2, 5]], atol=1e-5)  # the same windows, the same teacher
+    s = prepare(cfg, torch.device("cpu"), smoke_cache, progress=False)  # training builds its pool this way
+    train_frames = s.task.train_frames.tolist()
+    assert s.task.pool_targets.shape[:2] == (video.num_frames, 12)
+    assert all(s.task.pool[f] == (lists[f] if f in train_frames else tiles + tiles[:4]) for f in range(video.num_frames))
+
+
+def test_a_pool_refuses_frames_it_cannot_hold():
+    with pytest.raises(ValueError, match=r"frames must be frame indices \(>= 0\), at least one; got \(\)"):
+        G.WindowPool(2, 4, 12, frames=())
+    with pytest.raises(ValueError, match="frames go up to 9 but the video has 5 frames"):
+        G.WindowPool(2, 4, 12, frames=(1, 9)).windows_per_frame((32, 64), 5)
