@@ -397,9 +397,16 @@ def outputs(results: AblationResults) -> list[Output]:
         Table("04_warmup", group_table(summary, "warmup", ["psnr_train", "psnr_val", "clip_train", "clip_val"]),
               "CLIP warm-up: share of the epochs trained on pixels only"),
         Table("04_loss", loss, "Pixel loss: quality on seen and unseen frames (lambda fixed)"),
-        Table("04_predict_clip", group_table(summary, "predict_clip", [
+        _group_output("04_predict_clip", group_table(summary, "predict_clip", [
             "params", "psnr_train", "psnr_val", "seconds_per_epoch", "train_step_mb"]),
-              "CLIP head removed vs kept with lambda 0"),
-        Table("04_size", size, "Model size: the decoder scaled by the paper's 0.35/0.75/1.5/3M ratios"),
+            "CLIP head removed vs kept with lambda 0"),
+        _group_output("04_size", size, "Model size: the decoder scaled by the paper's 0.35/0.75/1.5/3M ratios"),
         *([Figure("04_size", "PSNR vs model size", lambda: _size_figure(size))] if len(size) else []),
     ]
+
+
+def _group_output(name: str, frame: pd.DataFrame, what: str) -> Table | Text:
+    """A group's table, or one line saying the profile did not ablate it (no empty table is saved)."""
+    if len(frame):
+        return Table(name, frame, what)
+    return Text(name, f"{what}: not ablated in this profile (ablate_groups)")

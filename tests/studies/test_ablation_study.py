@@ -5,7 +5,7 @@ import pandas as pd
 
 from hnerv_lib.report.params import AblationParams
 from hnerv_lib.studies import ablation as study
-from hnerv_lib.studies.outputs import Figure, Provenance, Table, by_name
+from hnerv_lib.studies.outputs import Figure, Provenance, Table, Text, by_name
 
 matplotlib.use("Agg")
 
@@ -57,7 +57,10 @@ def test_outputs_name_failures_note_small_losses_and_draw_size_only_with_a_size_
     assert list(failed.frame["run_id"]) == ["bad"] and "runs/<run_id>/" in failed.what
     assert "note" in next(o for o in named["04_loss"] if isinstance(o, Table)).frame
     assert any(isinstance(o, Figure) for o in named["04_size"])
-    assert not any(isinstance(o, Figure) for o in by_name(study.outputs(_results(with_size=False)))["04_size"])
+    without = by_name(study.outputs(_results(with_size=False)))
+    assert [type(o) for o in without["04_size"]] == [Text]  # a line instead of an empty table (nothing saved)
+    assert without["04_size"][0].text.endswith(": not ablated in this profile (ablate_groups)")
+    assert [type(o) for o in named["04_predict_clip"]] == [Text] and isinstance(named["04_size"][0], Table)
     fig = named["04_warmup_curves"][0].draw()
     assert [ln.get_label() for ln in fig.axes[0].lines if ln.get_label().startswith("warm-up")] == [
         "warm-up 0", "warm-up 1/6"]  # one pixel-loss curve per warm-up run (and a dotted line where CLIP starts)
