@@ -6,7 +6,7 @@ at patch centres (or averages it over patch windows) to compare with per-patch C
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -49,18 +49,32 @@ class FullFrameModel(nn.Module):
             raise ValueError(f"nerv expects normalised frame indices t of shape (B,); got {tuple(inputs.shape)}")
         return self.encoder(inputs[:, None])[:, :, None, None]
 
-    def decode(self, embedding: torch.Tensor) -> dict[str, Any]:
-        """Embedding (possibly dequantised) -> dict(rgb=(B,3,H,W), clip=(B,D,h,w) or None, features, embedding)."""
+    def decode(self, embedding: torch.Tensor, clip_at: Optional[torch.Tensor] = None,
+               with_clip: bool = True) -> dict[str, Any]:
+        """Embedding (possibly dequantised) -> dict(rgb=(B,3,H,W), clip=(B,D,h,w) or None, features, embedding).
+
+        What a training step needs of the CLIP head, and no more: ``clip_at`` ((N, 2) or (B, N, 2) patch
+        centres) adds ``clip_points``, the (B, N, D) vectors ``sample_clip`` would read there, computed
+        at those points only, and leaves ``clip`` None; ``with_clip=False`` skips the head (pixel-only
+        epochs). Without a CLIP head both stay None.
+        """
         expected = self.cfg.in_channels
         if embedding.dim() != 4 or embedding.shape[1] != expected:
             raise ValueError(f"decode expects a (B, {expected}, h, w) embedding; got {tuple(embedding.shape)}")
         features = self.decoder(embedding)
-        clip = self.clip_head(features) if self.clip_head is not None else None
-        return {"rgb": self.rgb_head(features), "clip": clip, "features": features, "embedding": embedding}
+        out = {"rgb": self.rgb_head(features), "clip": None, "features": features, "embedding": embedding}
+        if self.clip_head is None or not with_clip:
+            return out
+        if clip_at is None:
+            out["clip"] = self.clip_head(features)
+        else:
+            out["clip_points"] = self.clip_head.at_points(features, _per_batch(clip_at, len(features), "clip_at"))
+        return out
 
-    def forward(self, inputs: torch.Tensor) -> dict[str, Any]:
-        """``decode(embed(inputs))``: frames (hnerv) or t (nerv) in, dict of outputs out."""
-        return self.decode(self.embed(inputs))
+    def forward(self, inputs: torch.Tensor, clip_at: Optional[torch.Tensor] = None,
+                with_clip: bool = True) -> dict[str, Any]:
+        """``decode(embed(inputs), clip_at, with_clip)``: frames (hnerv) or t (nerv) in, dict of outputs out."""
+        return self.decode(self.embed(inputs), clip_at, with_clip)
 
 
 def _per_batch(points: torch.Tensor, batch: int, name: str) -> torch.Tensor:

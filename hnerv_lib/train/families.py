@@ -78,6 +78,7 @@ class FullFrameTask(_Task):
     def __init__(self, cfg: FullFrameConfig, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.cfg = cfg
+        self.centers = G.centers(self.windows, self.frame_hw).to(self.frames.device)  # (N, 2), x and y in [0, 1]
 
     def num_items(self) -> int:
         """Items per epoch."""
@@ -98,9 +99,16 @@ class FullFrameTask(_Task):
     def step_loss(self, model: nn.Module, items: torch.Tensor, clip_weight: float) -> StepLoss:
         """Loss of a batch of item positions (into ``train_frames``)."""
         ids = self.train_frames[items]
-        out = model(self._inputs(ids))
         true_clip = self.targets[ids] if self.targets is not None else None
-        pred_clip = self._clip(out) if clip_weight > 0 else None
+        if true_clip is None or clip_weight == 0:  # pixels only: the CLIP head is not run
+            out = model(self._inputs(ids), with_clip=False)
+            return self._combine(out["rgb"], self.frames[ids], None, None, clip_weight)
+        if self.clip_sample == "center":  # the head runs only where the loss reads its map
+            out = model(self._inputs(ids), clip_at=self.centers)
+            pred_clip = out.get("clip_points")
+        else:
+            out = model(self._inputs(ids))
+            pred_clip = self._clip(out)
         return self._combine(out["rgb"], self.frames[ids], pred_clip, true_clip, clip_weight)
 
     def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:

@@ -105,6 +105,41 @@ def test_sample_clip_area_averages_the_window() -> None:
     torch.testing.assert_close(left_half[:, 0], F.normalize(clip_map[..., :2].mean(dim=(2, 3)), dim=1))
 
 
+@pytest.mark.parametrize("kind", ["hnerv", "nerv"])
+def test_the_clip_head_read_at_points_equals_the_whole_map_sampled_there(kind: str) -> None:
+    model = build_model(get_preset("hnerv-tiny") if kind == "hnerv" else FullFrameConfig(**SMALL_NERV, predict_clip=True)).eval()
+    inputs = torch.rand(2, 3, 32, 64) if kind == "hnerv" else torch.tensor([0.1, 0.7])
+    # grid centres, arbitrary points, cell centres, the frame's corners (half outside the map)
+    points = torch.tensor([[0.125, 0.25], [0.875, 0.75], [0.3, 0.61], [1 / 32, 1 / 16], [0.0, 0.0], [1.0, 1.0]])
+    full = model(inputs)
+    fast = model(inputs, clip_at=points)
+    assert fast["clip"] is None and fast["clip_points"].shape == (2, 6, 512)
+    torch.testing.assert_close(fast["clip_points"], sample_clip(full["clip"], points), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast["rgb"], full["rgb"])
+    per_frame = torch.stack([points, points.flip(0)])  # (B, N, 2): other points per frame
+    torch.testing.assert_close(model(inputs, clip_at=per_frame)["clip_points"][1], sample_clip(full["clip"], points.flip(0))[1],
+                               atol=1e-5, rtol=1e-5)
+    skipped = model(inputs, with_clip=False)
+    assert skipped["clip"] is None and "clip_points" not in skipped
+    torch.testing.assert_close(skipped["rgb"], full["rgb"])
+    with pytest.raises(ValueError, match="normalised"):
+        model(inputs, clip_at=torch.tensor([[1.5, 0.5]]))
+
+
+def test_the_clip_head_read_at_points_trains_like_the_whole_map() -> None:
+    """The gradients of a loss on the points equal those of the same loss on the sampled whole map."""
+    points = torch.tensor([[0.125, 0.25], [0.625, 0.75], [0.4, 0.1]])
+    grads = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        model = build_model(get_preset("hnerv-tiny"))
+        out = model(torch.rand(2, 3, 32, 64), clip_at=points if fast else None)
+        vectors = out["clip_points"] if fast else sample_clip(out["clip"], points)
+        (vectors[..., :7].sum() + out["rgb"].mean()).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
