@@ -125,13 +125,32 @@ RESULT_COLUMNS = ("variant", "slug", "seed", "embedding", "epochs", "test_acc", 
                   "fit_clips_per_s", "train_seconds", "test_clips", "tokens", "params", "gflops",
                   "infer_clips_per_s", "train_clips_per_s", "train_step_mb", "test_curve")
 UNSEEN = "unseen video"  # the split name of clips from a video no run trained on
+SPEED_COLUMNS = ("infer_clips_per_s", "train_clips_per_s", "train_step_mb")  # measured per variant, not per run
 
 
-def _measure(model: LSViTForAction, batch: int) -> dict[str, Any]:
-    return {"tokens": measured_tokens(model), "params": trainable_params(model), "gflops": flops_per_clip(model) / 1e9,
-            "infer_clips_per_s": inference_clips_per_s(model, batch=2 * batch),
-            "train_clips_per_s": train_clips_per_s(model, batch=batch),
-            "train_step_mb": train_step_memory_mb(model, batch)}
+def _measure(model: LSViTForAction) -> dict[str, Any]:
+    return {"tokens": measured_tokens(model), "params": trainable_params(model), "gflops": flops_per_clip(model) / 1e9}
+
+
+def measure_speeds(study: Study, num_frames: int) -> dict[str, dict[str, float]]:
+    """Per variant name: inference and training clips/s and training-step MiB, measured in this process,
+    one architecture after the other (the report's timer: warm-up, median of the repeats).
+
+    Speed depends on the architecture only, not on the weights or the seed: each tubelet size is timed
+    once, on a fresh model, and an inflated or equal-FLOPs variant gets its tubelet's numbers. The runs
+    themselves may train as parallel jobs that share the cores, so their own timing is not used here.
+    """
+    batch, by_size, out = study.train.batch_size, {}, {}
+    for v in study.variants:
+        if v.tubelet_size not in by_size:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = LSViTForAction(v.config(study.model), num_frames=num_frames)
+            by_size[v.tubelet_size] = {"infer_clips_per_s": inference_clips_per_s(model, batch=2 * batch),
+                                       "train_clips_per_s": train_clips_per_s(model, batch=batch),
+                                       "train_step_mb": train_step_memory_mb(model, batch)}
+        out[v.name] = by_size[v.tubelet_size]
+    return out
 
 
 def run_one(study: Study, variant: EmbeddingVariant, seed: int, sets: dict[str, ClipSet],
@@ -161,7 +180,7 @@ def run_one(study: Study, variant: EmbeddingVariant, seed: int, sets: dict[str, 
            "unseen_acc": _score(model, sets[UNSEEN], spec.device) if UNSEEN in sets else math.nan,
            "train_acc": accuracy(predict(model, train_set, device=spec.device), train_set.labels),
            "final_loss": history["loss"][-1], "fit_clips_per_s": history["train_clips_per_s"],
-           "train_seconds": history["train_seconds"], "test_clips": len(test_set), **_measure(model, spec.batch_size),
+           "train_seconds": history["train_seconds"], "test_clips": len(test_set), **_measure(model),
            "test_curve": curve}
     return model, row
 
@@ -180,9 +199,10 @@ def _score(model: LSViTForAction, data: ClipSet, device: str) -> float:
 
 def run_study(study: Study, sets: dict[str, ClipSet], run_root: str | Path,
               progress: Optional[Callable[[dict[str, Any]], None]] = None,
-              seeds: Optional[Sequence[int]] = None) -> pd.DataFrame:
+              seeds: Optional[Sequence[int]] = None, speeds: bool = True) -> pd.DataFrame:
     """One row per (variant, seed) (``seeds``: these of the study's only), trained on ``sets["train"]`` and
-    scored on the others; finished runs under ``run_root`` are read back, not retrained."""
+    scored on the others; finished runs under ``run_root`` are read back, not retrained. ``speeds``: add
+    the variants' speed and memory (:func:`measure_speeds`, in this process, after the runs)."""
     run_dir, rows = study.run_dir(run_root), []
     for seed in study.seeds if seeds is None else seeds:
         model2d = None
@@ -197,10 +217,15 @@ def run_study(study: Study, sets: dict[str, ClipSet], run_root: str | Path,
                 io.save_json(row, stem.with_suffix(".json"))  # written last: the run counts as finished
             if variant.tubelet_size == 1 and not variant.inflate:
                 model2d = model
-            rows.append(row)
+            rows.append({k: v for k, v in row.items() if k not in SPEED_COLUMNS})  # runs before this one kept them
             if progress is not None:
                 progress(row)
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    runs = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    if speeds and len(runs):
+        measured = measure_speeds(study, sets["train"].num_frames)
+        for col in SPEED_COLUMNS:
+            runs[col] = runs["variant"].map(lambda name: measured[name][col])
+    return runs
 
 
 def seed_done(study: Study, seed: int, run_root: str | Path) -> bool:
@@ -219,22 +244,24 @@ class SeedJob(submitit.helpers.Checkpointable):
     def __call__(self) -> None:
         if self.threads:
             torch.set_num_threads(self.threads)
-        run_study(self.study, cut_task(self.study.data, self.cache_dir), self.run_root, seeds=[self.seed])
+        run_study(self.study, cut_task(self.study.data, self.cache_dir), self.run_root, seeds=[self.seed], speeds=False)
 
 
-def seeds_first(study: Study, run_root: str | Path, cache_dir: str | Path, launcher: launch.Launcher,
-                progress: bool = True) -> None:
-    """Train the unfinished seeds of ``study`` as jobs, one per seed, when ``launcher`` sends runs elsewhere
-    (inline: nothing here); a failed seed raises :class:`~hnerv_lib.train.launch.RunsFailed`."""
+def seeds_first(studies: Study | Sequence[Study], run_root: str | Path, cache_dir: str | Path,
+                launcher: launch.Launcher, progress: bool = True) -> None:
+    """Train the unfinished seeds of ``studies`` as jobs, one per (study, seed), all submitted together,
+    when ``launcher`` sends runs elsewhere (inline: nothing here); a failed seed raises
+    :class:`~hnerv_lib.train.launch.RunsFailed`. The runs' accuracies do not depend on where they train;
+    their speeds are measured afterwards, in the notebook's process (:func:`measure_speeds`)."""
     if launcher.executor == "inline":
         return
-    run_dir = study.run_dir(run_root)
+    studies = [studies] if isinstance(studies, Study) else list(studies)
     tasks = [launch.Task(f"{study.data.task}, seed {s}", SeedJob(study, s, str(run_root), str(cache_dir),
                                                                  launcher.threads()),
-                         record=run_dir / f"seed{s}_error.json", config=study.to_dict(),
+                         record=study.run_dir(run_root) / f"seed{s}_error.json", config=study.to_dict(),
                          done=partial(seed_done, study, s, run_root))
-             for s in study.seeds if not seed_done(study, s, run_root)]
-    rows = launch.run_tasks(tasks, run_root, launcher, progress=progress, desc=f"{study.data.task} seeds")
+             for study in studies for s in study.seeds if not seed_done(study, s, run_root)]
+    rows = launch.run_tasks(tasks, run_root, launcher, progress=progress, desc="tubelet seeds")
     launch.raise_failed(rows, {t.key: t.record for t in tasks})
 
 
@@ -402,10 +429,12 @@ def run(params: Any, progress: bool = True) -> TubeletResults:
         print(f"{r['variant']:>28s} seed {r['seed']}: test {r['test_acc']:.3f}{unseen}, train {r['train_acc']:.3f}, "
               f"{r['train_seconds']:.1f} s")
 
-    for task in params.tube_tasks:
-        study = params.study(task)
-        sets = cut_task(study.data, params.cache_dir)
-        seeds_first(study, params.run_root, params.cache_dir, params.launcher().timed(), progress)  # as jobs, if asked
+    studies = {task: params.study(task) for task in params.tube_tasks}
+    task_sets = {task: cut_task(study.data, params.cache_dir) for task, study in studies.items()}
+    # every task's seeds as jobs, if asked; speeds are measured here afterwards, one variant at a time
+    seeds_first(list(studies.values()), params.run_root, params.cache_dir, params.launcher(), progress)
+    for task, study in studies.items():
+        sets = task_sets[task]
         if progress:
             print(f"{task} (chance {_pct(study.chance)}):")
         runs = run_study(study, sets, params.run_root, progress=say if progress else None)
@@ -653,7 +682,9 @@ def _task_outputs(T: TaskResults) -> list[Output]:
         Figure(names["split"], f"Which frames give the {task} task's clips", lambda: _split_figure(regions),
                provenance=no_epochs),
         Table(names["runs"], T.runs.drop(columns=["slug", "test_curve"]), f"Every (variant, seed) run on the {task}: "
-              "accuracy, timing, memory", None, provenance=T.provenance),
+              "accuracy, timing, memory (fit_clips_per_s and train_seconds: as the run trained, beside another job "
+              "when the runs train as local jobs; infer/train clips/s and step MiB: timed per architecture in the "
+              "notebook's process, alone)", None, provenance=T.provenance),
         Table(names["summary"], shown, f"2D patches vs tubelets on the {task} ({len(T.test_set)} test clips, device "
               f"{T.study.train.device})", 3, provenance=T.provenance),
         Figure(names["figure"], f"Accuracy, speed and memory of each patch embedding on the {task}",
