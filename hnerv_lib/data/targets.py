@@ -10,7 +10,8 @@ weights file; an ``hf-hub:`` or ``local-dir:`` name; None = seeded random init; 
 cached or the host answers, else random init with a warning. Cache keys come from the teacher's
 identity without building it (a weights file counts by its sha256), so a cache hit builds no teacher.
 
-Cache: ``<cache_dir>/targets/<key>.pt`` + ``<key>.json``, written atomically; a hit needs both. A
+Cache: ``<cache_dir>/targets/<key>.pt`` + ``<key>.json`` (``custom-<key>`` for the ad hoc windows of
+:func:`targets_for_windows`), written atomically; a hit needs both. A
 corrupt or mismatched entry raises a ValueError naming the file (recomputing silently would hide a
 disk or format problem).
 """
@@ -222,16 +223,40 @@ def clip_targets(video: "Video", geometry: Geometry | WindowPool, spec: TeacherS
 
 
 def targets_for_windows(video: "Video", windows_per_frame: WindowList, spec: TeacherSpec = TeacherSpec(),
-                        device: Device = "cpu", batch_size: int = 64, progress: bool = True) -> Targets:
-    """Uncached targets for arbitrary windows (shared or one list per frame), e.g. continuous queries."""
-    # Not cached on disk: query windows are ad hoc and few, and embedding them takes seconds.
+                        device: Device = "cpu", batch_size: int = 64, progress: bool = True,
+                        cache_dir: Union[str, os.PathLike, None] = None) -> Targets:
+    """Targets for arbitrary windows (shared or one list per frame), e.g. continuous queries.
+
+    With ``cache_dir`` they are cached as ``clip_targets`` caches a grid's (``<cache_dir>/targets/<key>``,
+    the key from the video, the windows and the teacher): notebook 02 asks for the same query windows
+    for the patch model and its twin, and again on every rerun. Without it nothing is written.
+    """
+    shape = (video.num_frames, len(_per_frame(windows_per_frame, video.frame_hw, video.num_frames)[0]))
+
+    def key_of(ident: dict) -> str:
+        return io.stable_hash({"video": video.key, "windows": _as_json(windows_per_frame), "teacher": ident,
+                               "format": TARGETS_FORMAT})
+
+    def files(key: str) -> tuple[Path, Path]:
+        folder = Path(cache_dir) / "targets"
+        return folder / f"custom-{key}.pt", folder / f"custom-{key}.json"
+
+    if cache_dir is not None:
+        key = key_of(identity(resolve_spec(spec)))  # builds no teacher
+        pt, js = files(key)
+        if pt.is_file() and js.is_file():
+            return _load_cached(pt, js, key, shape)
     teacher = load_teacher(spec, device)
+    start = time.perf_counter()
     emb = embed_windows(teacher, video.frames, windows_per_frame, batch_size=batch_size, progress=progress)
-    ident = teacher.identity
-    key = io.stable_hash({"video": video.key, "windows": _as_json(windows_per_frame), "teacher": ident,
-                          "format": TARGETS_FORMAT})
-    meta = {"key": key, "video_key": video.key, "teacher": ident, "shape": list(emb.shape), "cached": False}
-    return Targets(emb, windows_per_frame, {"kind": "custom", "num_windows": emb.shape[1]}, ident, key, meta)
+    ident = teacher.identity  # differs from the cheap resolution only if an "auto" download failed
+    key, gdict = key_of(ident), {"kind": "custom", "num_windows": emb.shape[1]}
+    meta = {"key": key, "format": TARGETS_FORMAT, "video_key": video.key, "teacher": ident, "shape": list(emb.shape),
+            "cached": cache_dir is not None, "seconds": round(time.perf_counter() - start, 3)}
+    if cache_dir is not None:
+        _write_cache(*files(key), {"key": key, "emb": emb, "windows": _as_json(windows_per_frame), "geometry": gdict,
+                                   "teacher": ident}, meta)
+    return Targets(emb, windows_per_frame, gdict, ident, key, meta)
 
 
 def measure_extraction_speed(spec: TeacherSpec, n: int = 64, batch_size: int = 32, device: Device = "cpu",

@@ -156,17 +156,20 @@ def shifted_queries(windows: list[G.Window], frame_hw: tuple[int, int], offset: 
 
 
 def query_targets(video, frame_ids: torch.Tensor, windows: list[G.Window], spec: TeacherSpec,
-                  batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-    """Teacher embeddings (F, N, D) of exactly ``windows`` of the frames ``frame_ids`` (uncached)."""
+                  batch_size: int = 64, progress: bool = False, cache_dir=None) -> torch.Tensor:
+    """Teacher embeddings (F, N, D) of exactly ``windows`` of the frames ``frame_ids`` (cached in
+    ``cache_dir`` when given)."""
     sub = type(video)(video.frames[frame_ids.cpu()], f"{video.key}[{','.join(map(str, frame_ids.tolist()))}]", video.meta)
-    return targets_for_windows(sub, windows, spec, batch_size=batch_size, progress=progress).emb
+    return targets_for_windows(sub, windows, spec, batch_size=batch_size, progress=progress, cache_dir=cache_dir).emb
 
 
 @torch.no_grad()
 def continuous_query_table(task, model: nn.Module, video, split: SplitIndices, frame_ids: torch.Tensor,
                            offsets: list[float], spec: Optional[TeacherSpec] = None,
-                           direction: tuple[float, float] = (1.0, 0.0), batch_size: int = 64) -> pd.DataFrame:
-    """Decode at fractional centres; PSNR vs exactly those pixels, CLIP sim vs the teacher on those windows.
+                           direction: tuple[float, float] = (1.0, 0.0), batch_size: int = 64,
+                           cache_dir=None) -> pd.DataFrame:
+    """Decode at fractional centres; PSNR vs exactly those pixels, CLIP sim vs the teacher on those windows
+    (their embeddings cached in ``cache_dir`` when given).
 
     One row per (offset, frame, base patch): offset, frame, split, patch, left, top, psnr, clip_sim, test-time input.
     ``spec`` None skips the CLIP column (NaN); ``video`` holds the uint8 frames the task was built from.
@@ -182,7 +185,7 @@ def continuous_query_table(task, model: nn.Module, video, split: SplitIndices, f
         p = psnr(rgb.cpu().flatten(0, 1), truth.flatten(0, 1)).view(len(f), -1)
         sim = torch.full(p.shape, float("nan"))
         if spec is not None and clip is not None:
-            sim = cosine_similarity(clip.cpu(), query_targets(video, f, wins, spec, batch_size))
+            sim = cosine_similarity(clip.cpu(), query_targets(video, f, wins, spec, batch_size, cache_dir=cache_dir))
         for i, frame in enumerate(f.tolist()):
             for j, (k, win) in enumerate(zip(base, wins)):
                 rows.append({"offset": offset, "frame": frame, "split": roles[frame], "patch": k,

@@ -145,7 +145,8 @@ def _queries(params: Any, cfg: TrainConfig, task, model, split, per_patch: pd.Da
     ids = torch.tensor(spread(split.train, split.val, params.query_frames))
     video = load_video(cfg.video_spec(), params.cache_dir)  # uint8 frames: the teacher embeds these for the queries
     queries = PE.continuous_query_table(task, model, video, split, ids, params.query_offsets,
-                                        cfg.teacher_spec() if has_clip else None, batch_size=params.clip_batch)
+                                        cfg.teacher_spec() if has_clip else None, batch_size=params.clip_batch,
+                                        cache_dir=params.cache_dir)
     if 0.0 in params.query_offsets:
         same = queries[queries.offset == 0].merge(per_patch, on=["frame", "patch"], suffixes=("", "_grid"))
         if not np.allclose(same.psnr, same.psnr_grid, atol=1e-3) or (

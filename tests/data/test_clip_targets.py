@@ -138,6 +138,22 @@ def test_per_frame_windows_match_grid_targets(video, first):
         assert torch.allclose(out.emb[t, 0], targets.emb[t, t], atol=1e-5)
 
 
+def test_windows_targets_are_cached_when_asked_and_a_hit_builds_no_teacher(video, tmp_path, monkeypatch):
+    grid = GRID.windows(video.frame_hw)
+    plain = ct.targets_for_windows(video, grid[:3], RANDOM, progress=False)
+    assert not tmp_path.joinpath("targets").exists()  # no cache_dir: nothing written
+    first = ct.targets_for_windows(video, grid[:3], RANDOM, progress=False, cache_dir=tmp_path)
+    assert torch.equal(first.emb, plain.emb) and len(list((tmp_path / "targets").glob("custom-*.pt"))) == 1
+    def no_teacher(*args, **kwargs):
+        raise RuntimeError("built the teacher")
+
+    monkeypatch.setattr(ct, "load_teacher", no_teacher)
+    hit = ct.targets_for_windows(video, grid[:3], RANDOM, progress=False, cache_dir=tmp_path)
+    assert torch.equal(hit.emb, first.emb) and hit.key == first.key and hit.windows == grid[:3]
+    with pytest.raises(RuntimeError, match="built the teacher"):  # other windows: another key, a miss
+        ct.targets_for_windows(video, grid[1:4], RANDOM, progress=False, cache_dir=tmp_path)
+
+
 def test_bad_inputs_raise_value_errors(video):
     teacher = tt.load_teacher(RANDOM)
     win = [Window(0, 0, 16, 16)]
