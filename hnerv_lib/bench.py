@@ -5,6 +5,7 @@
     python -m hnerv_lib.bench precision --profile quick      # ms/step of each precision vs auto's pick
     python -m hnerv_lib.bench machine                        # GEMM and 3x3-conv GFLOP/s, CPU flags
     python -m hnerv_lib.bench profile --model full --profile cpu --set precision=fp32   # where a step's time goes
+    python -m hnerv_lib.bench clip-head --profile quick      # the CLIP map head: whole map vs the cells read
 
 Prints one JSON object: params, seconds per epoch (median over epochs of the median run), ms per
 step, frames/s (and patches/s for the patch model), peak RSS, final PSNR, every run's numbers, and
@@ -32,7 +33,7 @@ from hnerv_lib.train.trainer import make_optimizer, prepare, train
 from hnerv_lib.utils.cli import add_debug_flag, guarded
 from hnerv_lib.utils.flops import count_flops, gemm_gflops, machine_peak
 from hnerv_lib.utils.memory import peak_rss_mb
-from hnerv_lib.utils.timing import time_call
+from hnerv_lib.utils.timing import Timing, time_call
 from hnerv_lib.utils.precision import cpu_flags, cpu_model
 
 # (model, profile) -> training preset; the cpu pair are the configurations measured with the
@@ -205,6 +206,58 @@ def bench_precision(profile: str, steps: int = 10, warmup: int = 3, params_dir: 
             "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_model()}
 
 
+def bench_clip_head(profile: str, rounds: int = 5, repeats: int = 5, params_dir: str = "params",
+                    cache_dir: str = "data/cache") -> dict[str, Any]:
+    """ms per training step of a profile's full-frame model with its CLIP head computed over the whole
+    map and then sampled at the patch centres, computed only at the cells read there, and off
+    (pixel-only epochs). The three steps take turns, ``rounds`` times ``repeats`` timed steps each, so
+    a drift in the machine's speed hits them alike; the losses of the first two must agree."""
+    if rounds < 1 or repeats < 1:
+        raise ValueError(f"rounds and repeats must be >= 1; got {rounds}, {repeats}")
+    cfg = from_namespace(TrainingParams, load_profile(profile, params_dir)).train_config("full")
+    if not cfg.model_config().predict_clip:
+        raise ValueError(f"profile {profile!r} trains {cfg.model!r} without a CLIP head: nothing to compare")
+    s = prepare(cfg, torch.device(cfg.device), cache_dir, progress=False)
+    model, task = s.model.train(), s.task
+    items = torch.arange(min(cfg.batch_size, task.num_items()), device=s.device)
+    opt = make_optimizer(model, cfg.lr, s.device)
+    weight = cfg.clip_weight or 0.2
+    sync = torch.cuda.synchronize if s.device.type == "cuda" else None
+
+    def step(whole_map: bool, clip_weight: float):
+        def run() -> float:
+            task.whole_map = whole_map
+            with s.hardware.autocast(s.device):
+                loss = task.step_loss(model, items, clip_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.total.backward()
+            opt.step()
+            return float(loss.total.detach())
+        return run
+
+    steps = {"whole map, sampled": step(True, weight), "cells read only": step(False, weight), "no head": step(False, 0.0)}
+    with torch.no_grad(), s.hardware.autocast(s.device):
+        task.whole_map = True
+        whole = float(task.step_loss(model, items, weight).total)
+        task.whole_map = False
+        cells = float(task.step_loss(model, items, weight).total)
+    runs: dict[str, list[float]] = {name: [] for name in steps}
+    for name, fn in steps.items():
+        time_call(fn, 1, 2, sync)  # warm-up: kernel selection for each path
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            runs[name].extend(time_call(fn, repeats, 0, sync)[0].runs_s)
+    timings = {name: Timing.of(r) for name, r in runs.items()}
+    return {"bench": "clip-head", "profile": profile, "model": cfg.model, "batch": len(items),
+            "frame_hw": list(cfg.size or cfg.crop), "precision": s.hardware.precision,
+            "channels_last": s.hardware.channels_last, "rounds": rounds, "repeats": repeats,
+            "ms_per_step": {k: round(t.median_s * 1e3, 2) for k, t in timings.items()},
+            "ms_q1_q3": {k: [round(t.q1_s * 1e3, 2), round(t.q3_s * 1e3, 2)] for k, t in timings.items()},
+            "loss_whole_map": whole, "loss_cells_read": cells,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_model(), "cpu_flags": cpu_flags(),
+            "device": str(s.device)}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(prog="python -m hnerv_lib.bench", description=__doc__.split("\n\n")[0])
@@ -231,7 +284,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     po.add_argument("--top", type=int, default=15, help="how many ops to list, by self time")
     po.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     po.add_argument("--cache-dir", default="data/cache")
-    for command in (tr, pr, ma, po):
+    ch = sub.add_parser("clip-head", help="ms/step of the full-frame CLIP head: whole map vs the cells read vs off")
+    ch.add_argument("--profile", default="quick", help="params/<profile>.yaml")
+    ch.add_argument("--rounds", type=int, default=5, help="turns of the three steps")
+    ch.add_argument("--repeats", type=int, default=5, help="timed steps per turn")
+    ch.add_argument("--cache-dir", default="data/cache")
+    for command in (tr, pr, ma, po, ch):
         add_debug_flag(command)
     args = ap.parse_args(argv)
     return guarded("python -m hnerv_lib.bench", lambda: _run(args), args)
@@ -243,6 +301,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.what == "profile":
         result = bench_profile(args.model, args.profile, args.steps, top=args.top, overrides=args.set,
                                cache_dir=args.cache_dir)
+    elif args.what == "clip-head":
+        result = bench_clip_head(args.profile, args.rounds, args.repeats, cache_dir=args.cache_dir)
     elif args.what == "machine":
         result = {"bench": "machine", **machine_peak(bf16=not args.no_bf16, n=args.n)}
     else:

@@ -41,3 +41,13 @@ def test_bench_profile_splits_the_step_into_convolutions_and_the_rest(smoke_cach
 def test_bench_profile_refuses_zero_steps_before_any_work(capsys):
     assert main(["profile", "--model", "full", "--profile", "smoke", "--steps", "0"]) != 0
     assert "steps must be >= 1; got 0" in capsys.readouterr().err
+
+
+def test_bench_clip_head_times_the_three_steps_and_their_losses_agree(smoke_cache, capsys):
+    assert main(["clip-head", "--profile", "smoke", "--rounds", "1", "--repeats", "1", "--cache-dir", str(smoke_cache)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["ms_per_step"]) == {"whole map, sampled", "cells read only", "no head"}
+    assert all(ms > 0 for ms in out["ms_per_step"].values())
+    assert out["loss_cells_read"] == pytest.approx(out["loss_whole_map"], rel=1e-3)  # the same loss, another path
+    assert main(["clip-head", "--profile", "smoke", "--rounds", "0"]) != 0
+    assert "rounds and repeats must be >= 1; got 0, 5" in capsys.readouterr().err

@@ -79,6 +79,7 @@ class FullFrameTask(_Task):
         super().__init__(*args, **kwargs)
         self.cfg = cfg
         self.centers = G.centers(self.windows, self.frame_hw).to(self.frames.device)  # (N, 2), x and y in [0, 1]
+        self.whole_map = False  # True: the step computes the whole CLIP map, then samples it (same numbers, slower; the bench's A/B)
 
     def num_items(self) -> int:
         """Items per epoch."""
@@ -103,7 +104,7 @@ class FullFrameTask(_Task):
         if true_clip is None or clip_weight == 0:  # pixels only: the CLIP head is not run
             out = model(self._inputs(ids), with_clip=False)
             return self._combine(out["rgb"], self.frames[ids], None, None, clip_weight)
-        if self.clip_sample == "center":  # the head runs only where the loss reads its map
+        if self.clip_sample == "center" and not self.whole_map:  # the head runs only where the loss reads its map
             out = model(self._inputs(ids), clip_at=self.centers)
             pred_clip = out.get("clip_points")
         else:
