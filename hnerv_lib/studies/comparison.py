@@ -33,8 +33,8 @@ from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.launch import train_first
 from hnerv_lib.train.run import Run
 from hnerv_lib.train.setup import Setup, autocast
+from hnerv_lib.train.speed import EpochSpeed, measure_epoch_speed
 from hnerv_lib.utils.memory import peak_tensor_mb
-from hnerv_lib.utils.timing import Timing
 
 
 FAIR = ("HNeRV, interpolated", "NeRV", "patch")  # protocols that never see the unseen frame
@@ -79,16 +79,22 @@ def train_step_mb(cfg: TrainConfig, setup) -> float:
 
 
 def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, device: str = "cpu",
-                seam_k: int = 2, with_file: bool = True) -> dict:
+                seam_k: int = 2, with_file: bool = True, speed: Optional[EpochSpeed] = None) -> dict:
     """All comparison columns of the finished run of ``cfg`` (its checkpoint is loaded, not retrained).
 
     ``with_file=False`` skips compressing the model (bpp and decoding speed), which sweeps do not need.
+    ``speed``: its design's training speed timed alone (:func:`measure_epoch_speed`), which gives the
+    speed columns (``s_per_epoch`` with its quartiles, ``train_s`` of its schedule); without it there are none.
     """
     run = Run.of(cfg, run_root)
     _, cfg, s = run.load(cache_dir, device)  # the stored (resolved) config and the trained weights
     step_mb = train_step_mb(cfg, s)
     with torch.no_grad():
-        return {**_measure_trained(cfg, s, run, seam_k, with_file), "train_step_mb": step_mb}
+        row = {**_measure_trained(cfg, s, run, seam_k, with_file), "train_step_mb": step_mb}
+    if speed is not None:
+        row.update({"s_per_epoch": speed.s_per_epoch, "s_per_epoch_lo": speed.clip.q1_s,
+                    "s_per_epoch_hi": speed.clip.q3_s, "train_s": speed.train_s(cfg)})
+    return row
 
 
 def _psnr_intervals(frames_df: pd.DataFrame, n_boot: int = 200) -> dict[str, float]:
@@ -105,16 +111,12 @@ def _psnr_intervals(frames_df: pd.DataFrame, n_boot: int = 200) -> dict[str, flo
 def _measure_trained(cfg: TrainConfig, s: Setup, run: Run, seam_k: int, with_file: bool) -> dict:
     model = s.model.eval()
     frames_df = run.frames()
-    metrics = run.metrics()
     ids = torch.arange(s.task.num_frames)
     rgb, clip = s.task.reconstruct(model, ids)
     kind = cfg.model_config().kind
     row = {"design": "patch" if kind == "patch" else "full frame", "model": cfg.model,
            "test-time input": test_time_input(kind), "params": count_params(model), "epochs": cfg.epochs,
-           "s_per_epoch": float(metrics["seconds"].median()), "train_s": float(metrics["seconds"].sum()),
            **summarize(frames_df), **_psnr_intervals(frames_df)}
-    epochs = Timing.of(metrics["seconds"].dropna().tolist())  # spread of the epoch times: their quartiles
-    row.update({"s_per_epoch_lo": epochs.q1_s, "s_per_epoch_hi": epochs.q3_s})
     seen = s.split.train  # seams are judged where both models were fitted
     row["seam_ratio"] = seam_metrics(rgb[seen], s.task.frames[seen], s.task.windows, seam_k)["ratio"]
     if clip is not None:  # CLIP metrics that can fail: centred cosine with its block-bootstrap interval, retrieval
@@ -134,16 +136,17 @@ def _measure_trained(cfg: TrainConfig, s: Setup, run: Run, seam_k: int, with_fil
 
 
 def measure_seeds(cfg: TrainConfig, seeds: int, setting: str, run_root: str | Path, cache_dir: str | Path,
-                  device: str = "cpu", seam_k: int = 2) -> list[dict]:
+                  device: str = "cpu", seam_k: int = 2, speed: Optional[EpochSpeed] = None) -> list[dict]:
     """Train (or reuse) every seed of ``cfg`` and measure each: one row per seed with ``setting`` and ``seed``.
 
     Only the first seed is compressed (bpp and decoding speed): the file size of one design hardly
-    depends on the seed, and timing the decoder once per design is enough.
+    depends on the seed, and timing the decoder once per design is enough. ``speed`` (the design's,
+    timed alone) gives every seed its speed columns.
     """
     rows = []
     for i, c in enumerate(run_seeds(cfg, seeds, run_root, cache_dir=cache_dir)):
         rows.append({"setting": setting, "seed": c.seed,
-                     **measure_run(c, run_root, cache_dir, device, seam_k, with_file=i == 0)})
+                     **measure_run(c, run_root, cache_dir, device, seam_k, with_file=i == 0, speed=speed)})
     return rows
 
 
@@ -158,12 +161,21 @@ def equal_time_epochs(rows: pd.DataFrame, epochs: dict[str, int]) -> tuple[str, 
     return fast, slow, max(epochs[fast], round(means.loc[slow, "train_s"] / means.loc[fast, "s_per_epoch"]))
 
 
-def time_to_quality(cfgs: dict[str, TrainConfig], seeds: int, run_root: str | Path, target_db: float) -> pd.DataFrame:
+def timed_metrics(metrics: pd.DataFrame, cfg: TrainConfig, speed: EpochSpeed) -> pd.DataFrame:
+    """A run's per-epoch metrics with its ``seconds`` replaced by the design's epochs timed alone (the run
+    itself may have trained beside another job)."""
+    return metrics.assign(seconds=speed.epoch_seconds(cfg, len(metrics)))
+
+
+def time_to_quality(cfgs: dict[str, TrainConfig], seeds: int, run_root: str | Path, target_db: float,
+                    speeds: dict[str, EpochSpeed]) -> pd.DataFrame:
     """Per design: training seconds to reach ``target_db`` on seen frames, mean and 95 % t interval over
-    the seeds that reached it, and how many did."""
+    the seeds that reached it, and how many did. Each seed's curve gives the epoch (interpolated), the
+    design's speed timed alone (``speeds``) the seconds."""
     rows = []
     for design, cfg in cfgs.items():
-        times = [time_to_psnr(Run.of(c, run_root).metrics(), target_db) for c in seed_configs(cfg, seeds)]
+        times = [time_to_psnr(timed_metrics(Run.of(c, run_root).metrics(), c, speeds[design]), target_db)
+                 for c in seed_configs(cfg, seeds)]
         reached = [t for t in times if t is not None]
         est = over_runs(reached) if reached else Estimate(math.nan)
         rows.append({"design": design, "target_db": round(target_db, 2), "seconds_to_target": est.value,
@@ -330,6 +342,7 @@ class ComparisonResults:
     eval_every: int
     provenance: Provenance
     patch_variant: str = ""  # studies.training.patch_variant of the patch design
+    speeds: Optional[dict[str, EpochSpeed]] = None  # each design's training epochs, timed alone
 
 
 def designs(params: Any) -> dict[str, TrainConfig]:
@@ -344,44 +357,55 @@ def nerv_config(params: Any) -> TrainConfig:
     return params.train_config("nerv", model_overrides={"predict_clip": params.predict_clip, "fc_dim": fc})
 
 
-def equal_time_config(params: Any, rows: pd.DataFrame) -> tuple[str, str, TrainConfig]:
+def design_speeds(params: Any) -> dict[str, EpochSpeed]:
+    """Each design's training epoch timed alone in this process, one after the other (before any run
+    trains here, so nothing shares the cores)."""
+    return {design: measure_epoch_speed(cfg, params.cache_dir) for design, cfg in designs(params).items()}
+
+
+def equal_time_config(params: Any, speeds: dict[str, EpochSpeed]) -> tuple[str, str, TrainConfig]:
     """(faster design, slower design, the faster design's config trained for the slower one's time).
 
-    ``rows`` are the equal-parameter measurements; the epochs come from :func:`equal_time_epochs`, and
-    ``params.train_config`` derives the warm-up and evaluation cadence from them.
+    The training time of each design is its schedule at its speed timed alone (``speeds``); the epochs
+    come from :func:`equal_time_epochs`, and ``params.train_config`` derives the warm-up and evaluation
+    cadence from them.
     """
     cfgs = designs(params)
+    rows = pd.DataFrame([{"design": d, "train_s": speeds[d].train_s(c), "s_per_epoch": speeds[d].s_per_epoch}
+                         for d, c in cfgs.items()])
     fast, slow, epochs = equal_time_epochs(rows, {d: c.epochs for d, c in cfgs.items()})
     return fast, slow, params.train_config(DESIGNS[fast], epochs=epochs)
 
 
-def plan(params: Any) -> list[TrainConfig]:
-    """Every run known before training: both designs and NeRV, each seed (the equal-time run of the faster
-    design follows from their timings, so :func:`run` adds it)."""
-    return [c for cfg in (*designs(params).values(), nerv_config(params)) for c in seed_configs(cfg, params.seeds)]
+def plan(params: Any, longer: Optional[TrainConfig] = None) -> list[TrainConfig]:
+    """Every run: both designs and NeRV, each seed, and the faster design's equal-time run (``longer``,
+    from :func:`equal_time_config`, which needs the designs' speeds) when given."""
+    return [c for cfg in (*designs(params).values(), nerv_config(params), *([longer] if longer else []))
+            for c in seed_configs(cfg, params.seeds)]
 
 
 def run(params: Any) -> ComparisonResults:
-    """Train (or reuse) and measure every run of the comparison, under the three fairness settings and the
-    unseen-frame protocols."""
+    """Time each design's training alone, then train (or reuse) and measure every run of the comparison,
+    under the three fairness settings and the unseen-frame protocols."""
     P, cfgs = params, designs(params)
     where = (P.run_root, P.cache_dir, P.device, P.seam_k)
-    train_first(plan(P), P.run_root, P.launcher().timed(), P.cache_dir)  # as jobs, if asked
-    per_seed = [r for c in cfgs.values() for r in measure_seeds(c, P.seeds, "equal parameters", *where)]
+    speeds = design_speeds(P)
+    fast, slow, longer = equal_time_config(P, speeds)
+    train_first(plan(P, longer), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
+    per_seed = [r for d, c in cfgs.items()
+                for r in measure_seeds(c, P.seeds, "equal parameters", *where, speed=speeds[d])]
     equal_params = pd.DataFrame(per_seed)
-    fast, slow, longer = equal_time_config(P, equal_params)
-    train_first(seed_configs(longer, P.seeds), P.run_root, P.launcher().timed(), P.cache_dir)
-    per_seed += measure_seeds(longer, P.seeds, "equal training time", *where)
+    per_seed += measure_seeds(longer, P.seeds, "equal training time", *where, speed=speeds[fast])
     per_seed += [{**r, "setting": "equal training time"} for r in per_seed
                  if r["design"] == slow and r["setting"] == "equal parameters"]
     target = P.quality_target_db or equal_params.groupby("design").psnr_train.mean().min() - 1.0
-    quality = time_to_quality(cfgs, P.seeds, P.run_root, target)
+    quality = time_to_quality(cfgs, P.seeds, P.run_root, target, speeds)
     fair = unseen_over_seeds([cfgs["full frame"], nerv_config(P), cfgs["patch"]], P.seeds, P.run_root,
                              P.cache_dir, P.device)
     return ComparisonResults(per_seed=pd.DataFrame(per_seed), quality=quality, fair=fair, fast=fast, slow=slow,
                              epochs=longer.epochs, target_db=float(target), seeds=P.seeds, eval_every=P.eval_every,
                              provenance=Provenance.of_summary(Run.of(cfgs["full frame"], P.run_root).summary()),
-                             patch_variant=patch_variant(cfgs["patch"]))
+                             patch_variant=patch_variant(cfgs["patch"]), speeds=speeds)
 
 
 def table(results: ComparisonResults) -> pd.DataFrame:
@@ -450,9 +474,13 @@ def outputs(results: ComparisonResults) -> list[Output]:
                                  "beside a window-pool twin (table 02_continuity)"),
         Text("05_equal_time", f"{R.fast} trains {R.epochs} epochs to match {R.slow}'s {slow_s:.0f} s "
                               f"(means over {R.seeds} seed(s))"),
+        Text("05_speeds", "Training speed, timed alone in this process before the runs trained (the runs may train "
+                          "as jobs sharing the cores): " + "; ".join(f"{d} {sp.describe()}"
+                                                                     for d, sp in (R.speeds or {}).items())),
         Table("05_time_to_quality", R.quality, f"Training time to reach {R.target_db:.2f} dB on seen frames "
-              f"(interpolated linearly in training time between evaluations every {R.eval_every} epochs; mean and "
-              f"95 % t interval over the seeds that reached it)", None),
+              f"(each seed's curve, evaluated every {R.eval_every} epochs and interpolated linearly in training time, "
+              "gives the epoch; each design's epochs timed alone give the seconds; mean and 95 % t interval over the "
+              "seeds that reached it)", None),
         Table("05_unseen_fair", R.fair, "Unseen frames by what each reconstruction sees at test time: HNeRV fed the "
               "frame (oracle) or its neighbours' blended embeddings, NeRV (t) and patch (t, x, y) at about equal "
               f"parameters, and two baselines without a network; networks: mean and 95 % t interval over {R.seeds} "

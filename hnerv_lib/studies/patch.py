@@ -35,7 +35,7 @@ PREFIX = "02"
 VERDICT_WHAT = "Verdict generated from the patch-model tables"
 FAMILY = "patch"
 SEEN = "seen in training"
-SEED_KEYS = ["psnr_train", "psnr_val", "clip_train", "clip_val", "seconds_per_epoch"]
+SEED_KEYS = ["psnr_train", "psnr_val", "clip_train", "clip_val"]
 
 
 @dataclass
@@ -174,7 +174,7 @@ def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[T
     TP = twin_params(P)
     if TP is None:
         return None
-    trained, first = training.train_seeds(TP, FAMILY)
+    trained, first = training.train_seeds(TP, FAMILY, timed=False)  # its speed is the profile model's
     twin, cfg, s = training.setup_of(first, TP)
     per_patch = PE.per_patch_table(s.task, twin, s.split)
     queries, _ = _queries(TP, cfg, s.task, twin, s.split, per_patch, s.task.targets is not None)
@@ -190,8 +190,8 @@ def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[T
 def run(params: Any) -> PatchResults:
     """Train (or reuse) every seed, then score, inspect and time the first seed's model."""
     P = params
-    train_first(plan(P), P.run_root, P.launcher().timed(), P.cache_dir)  # as jobs, if asked
-    trained, first = training.train_seeds(P, FAMILY)
+    train_first(plan(P), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
+    trained, first = training.train_seeds(P, FAMILY)  # and times an epoch alone
     model, cfg, s = training.setup_of(first, P)
     task, split = s.task, s.split
     has_clip = task.targets is not None
@@ -236,7 +236,7 @@ def table(results: PatchResults) -> pd.DataFrame:
     over = lambda key: seeds.loc[key, "mean [95 % CI]"] if key in seeds.index else "n/a"  # noqa: E731
     q = R.queries[R.queries.split == "train"].set_index("offset")
     return pd.DataFrame([{
-        "parameters": T.summary["params"], "epochs": T.cfg.epochs, "seeds": T.seeds, "s/epoch": over("seconds_per_epoch"),
+        "parameters": T.summary["params"], "epochs": T.cfg.epochs, "seeds": T.seeds, "s/epoch (timed alone)": training.speed_text(T.speed),
         "PSNR train (stitched)": over("psnr_train"), "PSNR val (stitched)": over("psnr_val"),
         "per-patch PSNR train": _value(R.quality, "train", "mean per-patch PSNR (fork's number)"),
         "CLIP train": over("clip_train"), "CLIP val": over("clip_val"),
@@ -371,14 +371,14 @@ def _overlap_figure(R: PatchResults):
 
 
 def _speed_table(R: PatchResults) -> pd.DataFrame:
-    s, per_epoch = R.speed, R.trained.summary["seconds_per_epoch"]
+    s, per_epoch = R.speed, R.trained.speed.s_per_epoch if R.trained.speed else float("nan")
     train_frames = int(_value(R.quality, "train", "count")) if "train" in set(R.quality.frames) else 0
     return pd.DataFrame([
         {"quantity": "decode: patches/s (grid, fp32, 8 frames per batch)", "value": round(s["patches_per_s"], 1)},
         {"quantity": "decode: frames/s incl. stitching", "value": round(s["frames_per_s"], 2)},
         {"quantity": "decode: ms per frame", "value": round(s["ms_per_frame"], 2)},
         {"quantity": "overlapped decode: frames/s", "value": round(float(R.overlap.frames_per_s.iloc[1]), 2)},
-        {"quantity": "training: s per epoch (median)", "value": round(per_epoch, 2)},
+        {"quantity": "training: s per epoch (timed alone: median [quartiles])", "value": training.speed_text(R.trained.speed)},
         {"quantity": "training: patches/s", "value": round(train_frames * R.patches_per_frame / per_epoch, 1)},
         {"quantity": "device, threads", "value": f"{s['device']}, {s['threads']}"},
     ])

@@ -58,7 +58,7 @@ def plan(params: Any) -> list[TrainConfig]:
 def run(params: Any) -> SearchResults:
     """Train (or reuse) both networks, read their CLIP heads on every frame, encode the queries."""
     P, embeddings, setup, summary = params, {}, None, None
-    train_first(plan(P), P.run_root, P.launcher().timed(), P.cache_dir)  # as jobs, if asked
+    train_first(plan(P), P.run_root, P.launcher(), P.cache_dir)  # as jobs, if asked
     for family, cfg in zip(FAMILIES, plan(P)):
         done = trainer.run(cfg, P.run_root, cache_dir=P.cache_dir)
         model, _, s = Run.of(cfg, P.run_root).load(P.cache_dir, P.device)  # caches + trained weights

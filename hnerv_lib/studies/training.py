@@ -21,6 +21,7 @@ from hnerv_lib.studies.plots import legend_outside, similarity_panel
 from hnerv_lib.studies.seeds import run_seeds, seed_configs, summary_table
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.run import Run
+from hnerv_lib.train.speed import EpochSpeed, measure_epoch_speed
 from hnerv_lib.train.setup import Setup
 
 
@@ -32,6 +33,7 @@ class Trained:
     seed_summaries: list[dict]  # each seed's run summary
     metrics: pd.DataFrame  # the first seed's per-epoch metrics
     run_dir: str
+    speed: Optional[EpochSpeed] = None  # seconds per epoch, timed alone in this process (train.speed)
 
     @property
     def summary(self) -> dict:
@@ -49,13 +51,18 @@ class Trained:
         return summary_table(self.seed_summaries, keys).set_index("metric")
 
 
-def train_seeds(params: Any, family: str) -> tuple[Trained, Run]:
-    """Train (or reuse) ``family``'s run of every seed; the first seed's run with its record."""
+def train_seeds(params: Any, family: str, timed: bool = True) -> tuple[Trained, Run]:
+    """Train (or reuse) ``family``'s run of every seed; the first seed's run with its record.
+
+    ``timed``: also time its training epochs alone in this process (:func:`measure_epoch_speed`, on the
+    first run's stored config), since the runs may have trained as jobs sharing the cores.
+    """
     cfg = params.train_config(family)
     configs = run_seeds(cfg, params.seeds, params.run_root, cache_dir=params.cache_dir)
     summaries = [Run.of(c, params.run_root).summary() for c in configs]
     first = Run.of(cfg, params.run_root)
-    return Trained(cfg, summaries, first.metrics(), str(first.dir)), first
+    speed = measure_epoch_speed(first.config, params.cache_dir) if timed else None
+    return Trained(cfg, summaries, first.metrics(), str(first.dir), speed), first
 
 
 def patch_variant(cfg: TrainConfig) -> str:
@@ -68,9 +75,18 @@ def patch_variant(cfg: TrainConfig) -> str:
 
 
 def headline_numbers(summary: dict) -> pd.DataFrame:
-    """The run summary's quality and speed numbers, as a two-column table for display."""
-    keys = [k for k in summary if k.startswith(("psnr", "ssim", "clip", "seconds"))]
+    """The run summary's quality numbers, as a two-column table for display (its speed is timed apart:
+    :attr:`Trained.speed`)."""
+    keys = [k for k in summary if k.startswith(("psnr", "ssim", "clip"))]
     return pd.DataFrame({"quantity": keys, "value": [summary[k] for k in keys]})
+
+
+def speed_text(speed: Optional[EpochSpeed]) -> str:
+    """A table cell for a training speed timed alone: median s/epoch with its quartiles and threads."""
+    if speed is None:
+        return "not timed"
+    c = speed.clip
+    return f"{c.median_s:.2f} [{c.q1_s:.2f}, {c.q3_s:.2f}] ({len(c.runs_s)} epochs, {speed.threads} threads)"
 
 
 def curves_figure(metrics: pd.DataFrame, warmup_epochs: int, loss_label: str, psnr_title: str):

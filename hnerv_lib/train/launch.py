@@ -7,9 +7,9 @@ set of runs; the tubelet study sends its seeds through :func:`run_tasks`, the sa
 * ``inline``: one after the other in this process (the default; tests and the smoke profile);
 * ``local``:  ``submitit``'s local executor, ``executor_jobs`` processes at a time, each with
   ``cores // jobs`` torch threads and several runs (a process start costs seconds). Jobs that share
-  the cores would slow each other, so runs whose training speed is compared (notebooks 01, 02, 05,
-  06: :meth:`Launcher.timed`) still train one at a time in this process (03 times its models apart
-  from their runs, so its seeds do use the jobs);
+  the cores slow each other, so no speed the report compares comes from a run's own epoch times: the
+  studies time each design alone in the notebook's process (:mod:`hnerv_lib.train.speed`, and 03's
+  ``measure_speeds``), and every run may train as a job;
 * ``slurm``:  ``submitit``'s SLURM executor, one array task per run (partition, GPUs, CPUs and time
   limit per job, ``executor_jobs`` array tasks at a time).
 
@@ -81,13 +81,6 @@ class Launcher:
             return self.slurm_cpus
         cores = cores or os.cpu_count() or 1
         return max(1, cores // max(1, self.jobs(cores)))
-
-    def timed(self, cores: Optional[int] = None) -> "Launcher":
-        """This launcher for runs whose training speed the report compares (s/epoch, equal training time): local jobs that would share this machine's cores (more than one at a time)
-        give way to training in this process, one run at a time; slurm jobs have their own cores."""
-        if self.executor == "local" and self.jobs(cores) > 1:
-            return INLINE
-        return self
 
 
 INLINE = Launcher()

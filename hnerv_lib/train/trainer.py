@@ -37,7 +37,7 @@ from hnerv_lib.train.run import Run
 from hnerv_lib.train.schedule import set_lr
 from hnerv_lib.train.setup import Setup, autocast, dist_env, prepare, resolve_hardware, run_device
 
-__all__ = ["TrainingDiverged", "Setup", "make_optimizer", "prepare", "run", "train", "validate"]
+__all__ = ["TrainingDiverged", "Setup", "make_optimizer", "prepare", "run", "run_epoch", "train", "validate"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,7 +49,8 @@ def _epoch_items(cfg: TrainConfig, n: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
 
 
-def _run_epoch(s: Setup, model, opt, epoch: int, rank: int, world: int, ckpt: Path) -> dict[str, float]:
+def run_epoch(s: Setup, model, opt, epoch: int, rank: int = 0, world: int = 1, ckpt: Optional[Path] = None) -> dict[str, float]:
+    """One training epoch of ``model`` (the CLIP loss on from epoch ``clip_warmup_epochs``); its mean losses."""
     cfg, task = s.cfg, s.task
     clip_weight = cfg.clip_weight if (task.targets is not None and epoch >= cfg.clip_warmup_epochs) else 0.0
     order = _epoch_items(cfg, task.num_items(), epoch)[: task.items_per_epoch()]
@@ -64,7 +65,7 @@ def _run_epoch(s: Setup, model, opt, epoch: int, rank: int, world: int, ckpt: Pa
             loss = task.step_loss(model, batch[rank::world].to(s.device), clip_weight)
         if not torch.isfinite(loss.total):
             raise TrainingDiverged(f"loss became {loss.total.item()} at epoch {epoch + 1}, step {step + 1}; "
-                                   f"last good checkpoint: {ckpt if ckpt.is_file() else 'none yet'}")
+                                   f"last good checkpoint: {ckpt if ckpt is not None and ckpt.is_file() else 'none yet'}")
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
         opt.step()
@@ -170,7 +171,7 @@ def _train(run: Run, cfg: TrainConfig, hw, device: torch.device, rank: int, worl
                initial=start, total=cfg.epochs)
     for epoch in bar:
         t0 = time.perf_counter()
-        row = _run_epoch(s, model, opt, epoch, rank, world, ckpt)
+        row = run_epoch(s, model, opt, epoch, rank, world, ckpt)
         row["seconds"] = time.perf_counter() - t0
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             frames = evaluate_frames(s.task, s.model, s.split)

@@ -1,12 +1,16 @@
 """Notebook 05's study: the equal-time rule, the headline table and the verdict on constructed results."""
 
 import pandas as pd
+import pytest
 from matplotlib.container import BarContainer
 
 from hnerv_lib.report.params import ComparisonParams
 from hnerv_lib.studies import comparison as study
 from hnerv_lib.studies.outputs import Figure, Provenance, Table, by_name
+from hnerv_lib.studies.comparison import time_to_psnr
 from hnerv_lib.train.config import warmup_epochs
+from hnerv_lib.train.speed import EpochSpeed
+from hnerv_lib.utils.timing import Timing
 
 
 def _params(**kw):
@@ -25,15 +29,32 @@ def _rows(setting="equal parameters", full_s=60.0, patch_s=30.0, seeds=(0, 1)):
     return pd.DataFrame(rows)
 
 
+def _speed(clip_s, pixel_s=None):
+    return EpochSpeed(clip=Timing.of([clip_s] * 5), pixel=Timing.of([pixel_s or clip_s] * 5), threads=2,
+                      precision="fp32", channels_last=False)
+
+
 def test_equal_time_gives_the_faster_design_scaled_epochs_and_warmup():
     P = _params()
-    fast, slow, cfg = study.equal_time_config(P, _rows())
+    speeds = {"full frame": _speed(3.0, 2.0), "patch": _speed(1.5, 1.0)}  # 5 of 20 epochs pixel-only
+    fast, slow, cfg = study.equal_time_config(P, speeds)
     assert (fast, slow) == ("patch", "full frame")
-    assert cfg.epochs == round(60.5 / (30.5 / 20)) == 40  # the slower design's mean seconds at the faster's pace
+    full_s = 5 * 2.0 + 15 * 3.0  # the slower design's schedule at its speed timed alone
+    assert cfg.epochs == round(full_s / 1.5) == 37  # ... at the faster one's CLIP-epoch pace
     assert cfg.model == "patch-quick" and cfg.batch_size == P.patch_batch
-    assert cfg.clip_warmup_epochs == warmup_epochs(0.25, 40) == 10 > P.train_config("patch").clip_warmup_epochs
-    swapped = study.equal_time_config(P, _rows(full_s=30.0, patch_s=60.0))  # now the full-frame model is faster
-    assert swapped[:2] == ("full frame", "patch") and swapped[2].model == "hnerv-quick"
+    assert cfg.clip_warmup_epochs == warmup_epochs(0.25, 37) > P.train_config("patch").clip_warmup_epochs
+    swapped = study.equal_time_config(P, {"full frame": _speed(1.0), "patch": _speed(2.0)})  # full frame faster
+    assert swapped[:2] == ("full frame", "patch") and swapped[2].model == "hnerv-quick" and swapped[2].epochs == 40
+
+
+def test_time_to_quality_takes_epochs_from_the_curve_and_seconds_from_the_speed(tmp_path):
+    cfg = _params().train_config("patch")
+    metrics = pd.DataFrame({"epoch": range(1, 21), "seconds": [99.0] * 20,  # a job's epochs: not used
+                            "psnr_train": [float("nan")] * 9 + [20.0] + [float("nan")] * 9 + [25.0]})
+    timed = study.timed_metrics(metrics, cfg, _speed(2.0, 1.0))
+    assert timed["seconds"].tolist() == [1.0] * 5 + [2.0] * 15 and timed["psnr_train"].equals(metrics["psnr_train"])
+    assert time_to_psnr(timed, 20.0) == 5 * 1.0 + 5 * 2.0
+    assert time_to_psnr(timed, 22.5) == pytest.approx(15.0 + 0.5 * 20.0)  # half-way between the evaluations
 
 
 def _results(**kw):

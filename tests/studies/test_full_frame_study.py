@@ -9,6 +9,8 @@ from hnerv_lib.studies.outputs import Figure, Table, Text, by_name
 from hnerv_lib.studies.training import Trained, verification
 from hnerv_lib.data.split import Split
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.speed import EpochSpeed
+from hnerv_lib.utils.timing import Timing
 
 matplotlib.use("Agg")
 
@@ -26,7 +28,9 @@ def _results(clip=True, seeds=(30.0, 31.0)):
     metrics = pd.DataFrame({"epoch": [1, 2, 3], "pixel_loss": [0.3, 0.2, 0.1], "clip_loss": [float("nan"), 0.5, 0.4],
                             "clip_active": [False, True, True], "psnr_train": [20.0, float("nan"), 30.0],
                             "psnr_val": [18.0, float("nan"), 25.0]})
-    trained = Trained(TrainConfig(epochs=3, clip_warmup_epochs=1), summaries, metrics, "runs/abc")
+    speed = EpochSpeed(clip=Timing.of([0.8, 0.9, 1.0, 1.1, 1.2]), pixel=Timing.of([0.5] * 5), threads=2,
+                       precision="bf16", channels_last=True)
+    trained = Trained(TrainConfig(epochs=3, clip_warmup_epochs=1), summaries, metrics, "runs/abc", speed)
     g = torch.Generator().manual_seed(0)
     targets = torch.randn(10, 8, 16, generator=g)
     pred = targets + 0.1 * torch.randn(10, 8, 16, generator=g)
@@ -47,6 +51,8 @@ def test_table_gives_quality_over_seeds_beside_the_decoded_file():
     assert row.startswith("30.5 [") and row.endswith(" / 29.5000")  # mean of seeds 30 and 31, the file's own score
     assert t["bits per pixel (HNeRV's count / without CLIP head / whole file)"] == "0.5000 / 0.4000 / 0.5500"
     assert t["unseen (val) frames: test-time input"] == "the unseen frame itself (encoder input)"
+    # timed alone in the notebook's process, not the runs' own epoch times (1.0 and 2.0 s in their summaries)
+    assert t["seconds per epoch (timed alone)"] == "1.00 [0.90, 1.10] (5 epochs, 2 threads)"
 
 
 def test_verdict_names_the_oracle_and_the_quantisation_cost():

@@ -9,6 +9,8 @@ from hnerv_lib.studies import patch as study
 from hnerv_lib.studies.outputs import Figure, Table, Text, by_name
 from hnerv_lib.studies.training import Trained
 from hnerv_lib.train.config import TrainConfig
+from hnerv_lib.train.speed import EpochSpeed
+from hnerv_lib.utils.timing import Timing
 
 matplotlib.use("Agg")
 
@@ -24,7 +26,9 @@ def _results(has_clip=False, gain=-2.0, seam=3.0):
                   "psnr_train": 25.0 + i, "psnr_val": 20.0 + i} for i in range(2)]
     metrics = pd.DataFrame({"epoch": [1, 2], "pixel_loss": [0.2, 0.1], "clip_loss": [float("nan")] * 2,
                             "clip_active": [False, False], "psnr_train": [20.0, 25.0]})
-    trained = Trained(TrainConfig(epochs=2, model="patch-quick", loss="L2"), summaries, metrics, "runs/p")
+    speed = EpochSpeed(clip=Timing.of([2.0, 2.5, 1.5, 2.0, 2.0]), pixel=Timing.of([1.0] * 5), threads=2,
+                       precision="fp32", channels_last=False)  # timed alone: the runs' own seconds are not read
+    trained = Trained(TrainConfig(epochs=2, model="patch-quick", loss="L2"), summaries, metrics, "runs/p", speed)
     quality = pd.DataFrame([{"frames": r, "count": n, "PSNR stitched frame": v, "SSIM": 0.9, "MS-SSIM": 0.9,
                              "mean per-patch PSNR (fork's number)": v + 1.5, "CLIP sim": float("nan"),
                              "test-time input": "x"} for r, n, v in (("train", 6, 25.0), ("val", 4, 20.0))])
@@ -50,6 +54,7 @@ def test_summary_row_reads_seeds_seams_queries_and_overlap():
     assert row["per-patch PSNR train"] == 26.5 and row["seam ratio train"] == 3.0
     assert row["query PSNR train: first offset / worst"] == "25.00 at 0 / 14.00 at 0.5"
     assert row["overlap PSNR gain (dB)"] == -2.0
+    assert row["s/epoch (timed alone)"] == "2.00 [2.00, 2.00] (5 epochs, 2 threads)"
 
 
 def test_verdict_says_what_the_grid_hides():
@@ -64,7 +69,8 @@ def test_verdict_says_what_the_grid_hides():
 def test_outputs_and_speed_table():
     named = by_name(study.outputs(_results()))
     speed = named["02_speed"][0].frame.set_index("quantity")["value"]
-    assert speed["training: patches/s"] == pytest.approx(6 * 4 / 2.0)  # train frames x patches / s per epoch (seed 0)
+    assert speed["training: patches/s"] == pytest.approx(6 * 4 / 2.0)  # train frames x patches / s per epoch timed alone
+    assert speed["training: s per epoch (timed alone: median [quartiles])"].startswith("2.00 [2.00, 2.00] (5 epochs")
     assert speed["overlapped decode: frames/s"] == 40.0
     assert [type(o) for o in named["02_clip_metrics"]] == [Text]  # no CLIP head: one line, no table
     assert {type(o) for o in named["02_continuous_queries"]} == {Table, Figure}

@@ -43,17 +43,6 @@ def test_local_jobs_share_the_cores():
     assert Launcher(executor="slurm").jobs() == 0  # no array limit
 
 
-def test_timed_runs_do_not_share_the_cores_with_other_jobs():
-    """Runs whose speed a study compares train alone: parallel local jobs give way to inline."""
-    assert Launcher(executor="local", executor_jobs=2).timed(cores=8) == INLINE
-    assert Launcher(executor="local").timed(cores=2) == INLINE  # one job per core: two at a time
-    alone = Launcher(executor="local", executor_jobs=1)
-    assert alone.timed(cores=8) is alone and Launcher(executor="local").timed(cores=1).executor == "local"
-    slurm = Launcher(executor="slurm", executor_jobs=4)
-    assert slurm.timed(cores=2) is slurm  # each job has its own cores
-    assert INLINE.timed() is INLINE
-
-
 def test_inline_trains_once_per_run_and_records_a_failure(tmp_path):
     calls = []
 
