@@ -57,14 +57,10 @@ def resolve_hardware(cfg: TrainConfig, cache_dir: str | Path = "data/cache"):
     return hw
 
 
-def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "data/cache", progress: bool = True) -> Setup:
-    """Load frames and CLIP targets (cached), build the task and the seeded model.
-
-    ``precision`` / ``channels_last`` "auto" are resolved here; the returned ``Setup.cfg`` holds the
-    concrete values and ``Setup.hardware`` the reason.
-    """
-    hw = cfg.hardware(cache_dir)  # no collective here: DDP ranks reach prepare() at different times
-    cfg = replace(cfg, precision=hw.precision, channels_last=hw.channels_last)
+def inputs(cfg: TrainConfig, cache_dir: str | Path = "data/cache", progress: bool = True):
+    """``(video, split, pool, targets, teacher)``: the frames, the split, the window pool (None without
+    one) and the CLIP targets (None without a head) a run of ``cfg`` trains on, from the caches (made on a
+    miss), and the teacher in words."""
     model_cfg = cfg.model_config()
     video = load_video(cfg.video_spec(), cache_dir)
     if isinstance(model_cfg, FullFrameConfig) and tuple(model_cfg.frame_hw) != video.frame_hw:
@@ -77,7 +73,43 @@ def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "dat
     targets, teacher = None, "none (no CLIP head)"
     if model_cfg.predict_clip:  # with a window pool: every pool window's embedding, the grid's among them
         t = clip_targets(video, pool or cfg.geometry(), cfg.teacher_spec(), cache_dir=cache_dir, progress=progress)
-        targets, teacher = t.emb.to(device), t.describe_teacher()
+        targets, teacher = t.emb, t.describe_teacher()
+    return video, split, pool, targets, teacher
+
+
+def warm_caches(configs, cache_dir: str | Path = "data/cache", progress: bool = True) -> int:
+    """Make the frame and CLIP-target caches the runs of ``configs`` read, here, once per distinct input
+    (video, split, grid or pool, teacher); returns how many distinct inputs there were.
+
+    Runs sent to jobs then find their inputs cached: the teacher runs once with this process's threads
+    instead of inside a job that shares the cores (or in several jobs at once). An input that cannot be
+    made is left to its runs, which fail on it and record why.
+    """
+    seen = set()
+    for cfg in configs:
+        clip = cfg.model_config().predict_clip
+        key = repr((cfg.video_spec(), cfg.split_rule(), cfg.geometry(), cfg.pool(), clip, clip and cfg.teacher_spec()))
+        if key not in seen:
+            seen.add(key)
+            try:
+                inputs(cfg, cache_dir, progress)
+            except Exception:  # noqa: BLE001 - the run's own prepare() raises it again, into its record
+                pass
+    return len(seen)
+
+
+def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "data/cache", progress: bool = True) -> Setup:
+    """Load frames and CLIP targets (cached), build the task and the seeded model.
+
+    ``precision`` / ``channels_last`` "auto" are resolved here; the returned ``Setup.cfg`` holds the
+    concrete values and ``Setup.hardware`` the reason.
+    """
+    hw = cfg.hardware(cache_dir)  # no collective here: DDP ranks reach prepare() at different times
+    cfg = replace(cfg, precision=hw.precision, channels_last=hw.channels_last)
+    model_cfg = cfg.model_config()
+    video, split, pool, targets, teacher = inputs(cfg, cache_dir, progress)
+    if targets is not None:
+        targets = targets.to(device)
     windows = cfg.geometry().windows(video.frame_hw)
     extra = {"pool": pool.windows_per_frame(video.frame_hw, video.num_frames)} if pool else {}
     task = make_task(model_cfg, video.float_frames().to(device), targets, windows, split.train, cfg.loss,

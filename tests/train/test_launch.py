@@ -8,7 +8,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from hnerv_lib.train import launch
+from hnerv_lib.train import launch, setup
 from hnerv_lib.train.config import get_train_preset
 from hnerv_lib.train.launch import INLINE, Launcher, TrainJob, submit, train_configs, train_task
 from hnerv_lib.train.run import Run
@@ -38,6 +38,11 @@ def test_bad_launcher_values_are_named():
 def test_local_jobs_share_the_cores():
     assert Launcher(executor="local").jobs(cores=8) == 8 and Launcher(executor="local").threads(cores=8) == 1
     assert Launcher(executor="local", executor_jobs=2).threads(cores=8) == 4
+    assert Launcher(executor="local").threads(cores=2, tasks=1) == 2  # one job left alone gets every core
+    # with one job per core, 3 jobs on 2 cores start together (no idle core at the end); 4 run two by two
+    assert [Launcher(executor="local").at_once(n, cores=2) for n in (1, 2, 3, 4, 9)] == [2, 2, 3, 2, 2]
+    assert Launcher(executor="local", executor_jobs=2).at_once(3, cores=2) == 2  # an explicit count is kept
+    assert Launcher(executor="local").threads(cores=8, tasks=3) == 2 and Launcher(executor="local").threads(8, 20) == 1
     assert Launcher(executor="local", executor_jobs=3).threads(cores=2) == 1
     assert Launcher(executor="slurm", slurm_cpus=6).threads(cores=2) == 6  # the job's own CPUs, not this machine's
     assert Launcher(executor="slurm").jobs() == 0  # no array limit
@@ -198,11 +203,23 @@ def test_an_ended_or_unknown_job_is_not_waited_for(tmp_path):
 
 def test_a_study_gets_its_runs_as_jobs_first_and_a_failed_one_stops_it_by_name(tmp_path, smoke_cache, monkeypatch):
     good, bad = _cfg(seed=0), _cfg(seed=1, lr=1e30)
+    warmed = []
+    monkeypatch.setattr(launch, "warm_caches", lambda cfgs, *a, **k: warmed.append([c.seed for c in cfgs]))
     launch.train_first([good], tmp_path, Launcher(), smoke_cache, progress=False)
-    assert not Run.of(good, tmp_path).exists  # inline: the study trains each run itself, when it reaches it
+    assert not Run.of(good, tmp_path).exists and warmed == []  # inline: the study trains each run when it reaches it
     with pytest.raises(launch.RunsFailed, match=rf"1 of 2 runs failed: {bad.run_id()}: .*TrainingDiverged.*record: "):
         launch.train_first([good, bad], tmp_path, LOCAL, smoke_cache, progress=False)
     assert Run.of(good, tmp_path).finished
+    assert warmed == [[0, 1]]  # the driver made the jobs' inputs before submitting them
+
+
+def test_the_driver_makes_each_distinct_input_once_and_leaves_a_bad_one_to_its_run(smoke_cache, monkeypatch):
+    made, real = [], setup.inputs
+    monkeypatch.setattr(setup, "inputs", lambda cfg, *a, **k: made.append(cfg.seed) or real(cfg, *a, **k))
+    cfgs = [_cfg(seed=s) for s in range(3)] + [_cfg(seed=3, split=(9, 10, 10)), _cfg(seed=4, video="/no/such/video")]
+    assert setup.warm_caches(cfgs, smoke_cache, progress=False) == 3  # seeds share frames and targets
+    assert made == [0, 3, 4]
+    assert setup.inputs(cfgs[1], smoke_cache, progress=False)[3] is not None  # cached: the targets are there
 
 
 def test_interrupting_the_driver_stops_its_local_jobs(tmp_path, smoke_cache, monkeypatch):

@@ -256,11 +256,12 @@ def seeds_first(studies: Study | Sequence[Study], run_root: str | Path, cache_di
     if launcher.executor == "inline":
         return
     studies = [studies] if isinstance(studies, Study) else list(studies)
-    tasks = [launch.Task(f"{study.data.task}, seed {s}", SeedJob(study, s, str(run_root), str(cache_dir),
-                                                                 launcher.threads()),
+    todo = [(study, s) for study in studies for s in study.seeds if not seed_done(study, s, run_root)]
+    threads = launcher.threads(tasks=len(todo))
+    tasks = [launch.Task(f"{study.data.task}, seed {s}", SeedJob(study, s, str(run_root), str(cache_dir), threads),
                          record=study.run_dir(run_root) / f"seed{s}_error.json", config=study.to_dict(),
                          done=partial(seed_done, study, s, run_root))
-             for study in studies for s in study.seeds if not seed_done(study, s, run_root)]
+             for study, s in todo]
     rows = launch.run_tasks(tasks, run_root, launcher, progress=progress, desc="tubelet seeds")
     launch.raise_failed(rows, {t.key: t.record for t in tasks})
 
