@@ -31,10 +31,10 @@ from hnerv_lib.studies.outputs import Figure, Output, Provenance, Table, Text
 from hnerv_lib.studies.plots import legend_outside
 from hnerv_lib.studies.seeds import over_seeds
 from hnerv_lib.train.config import TrainConfig, warmup_epochs
-from hnerv_lib.train.launch import INLINE, Launcher
+from hnerv_lib.train.launch import INLINE, Launcher, train_configs
 from hnerv_lib.train.losses import PIXEL_LOSS_TABLE
 from hnerv_lib.train.run import Run
-from hnerv_lib.train.sweep import Variant, diverged, failures, run_sweep, variant
+from hnerv_lib.train.sweep import Variant, diverged, failures, sweep_rows, variant
 
 GROUPS = ("clip_weight", "warmup", "predict_clip", "loss", "size")
 SEEDLESS = ("size",)  # groups that name no winner (a trend): one seed each, the seeds go where the verdicts are
@@ -133,11 +133,12 @@ def run_ablation(bases: dict[str, TrainConfig], ablation: Ablation, run_root, *,
     """Sweep ``ablation`` over each family's base config (the runs train where ``launcher`` says); one row
     per (family, variant), with ``family``."""
 
-    parts = []
-    for family, base in bases.items():
-        res = run_sweep(base, ablation.variants(base), run_root, train_fn=train_fn, launcher=launcher,
-                        progress=progress, cache_dir=cache_dir)
-        parts.append(res.assign(family=family))
+    # every family's runs in one submission: no family waits for the other's last job
+    configs = [v.apply(base) for base in bases.values() for v in ablation.variants(base)]
+    done = train_configs(configs, run_root, launcher, cache_dir=cache_dir, train_fn=train_fn, progress=progress,
+                         desc="sweep")
+    parts = [sweep_rows(base, ablation.variants(base), run_root, done).assign(family=family)
+             for family, base in bases.items()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

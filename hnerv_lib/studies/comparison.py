@@ -238,11 +238,9 @@ def table_verdict(table: pd.DataFrame, fair: Optional[pd.DataFrame] = None) -> s
             f"unseen-frame PSNR, with HNeRV fed the unseen frame itself: {better('psnr_val')}; "
             f"unseen-frame CLIP {clip_words('val')}; ")
         how = ", ".join(part["interval"].dropna().unique()) if "interval" in part else "block bootstrap over frames"
-        seeded = how.startswith("t over")
         lines.append(f"Under {setting}: seen-frame PSNR (dB, 95 % intervals, {how}): "
-                     f"{better('psnr_train')}; {unseen}training speed (s/epoch, "
-                     f"{'95 % intervals, ' + how if seeded else 'quartiles over epochs'}): "
-                     f"{better('s_per_epoch', higher=False)}; the smaller file is {smaller_file()}.")
+                     f"{better('psnr_train')}; {unseen}training speed (s/epoch, each design's epochs timed alone: "
+                     f"median [quartiles]): {better('s_per_epoch', higher=False)}; the smaller file is {smaller_file()}.")
     if fair is not None:
         lines.append(f"Unseen frames, by what each reconstruction sees at test time: {unseen_verdict(fair)}")
     return " ".join(lines)

@@ -49,11 +49,18 @@ def run_sweep(base: TrainConfig, variants: Iterable[Variant], run_root: str | Pa
     seed, run id, status (``trained``, ``reused`` or ``failed``), seconds and the run's summary."""
 
     variants = list(variants)
-    configs = [v.apply(base) for v in variants]
-    done = train_configs(configs, run_root, launcher, cache_dir=cache_dir, train_fn=train_fn, progress=progress,
-                         desc="sweep")
+    done = train_configs([v.apply(base) for v in variants], run_root, launcher, cache_dir=cache_dir,
+                         train_fn=train_fn, progress=progress, desc="sweep")
+    return sweep_rows(base, variants, run_root, done)
+
+
+def sweep_rows(base: TrainConfig, variants: Iterable[Variant], run_root: str | Path,
+               done: dict[str, dict]) -> pd.DataFrame:
+    """The rows of :func:`run_sweep` from ``done``, what :func:`~hnerv_lib.train.launch.train_configs`
+    returned for these variants' runs (several sweeps can train in one call, then take their rows here)."""
     rows = []
-    for v, cfg in zip(variants, configs):
+    for v in variants:
+        cfg = v.apply(base)
         row = {"group": v.group, "label": v.label, "seed": cfg.seed, "run_id": cfg.run_id(), **done[cfg.run_id()]}
         rows.append(row if row["status"] == "failed" else {**row, **_flagged(Run.of(cfg, run_root).summary())})
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["group", "label", "seed", "run_id", "status"])

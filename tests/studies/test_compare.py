@@ -44,7 +44,7 @@ def test_verdict_names_the_winner_of_each_column():
            "(full frame 30 [29, 31] vs patch 31 [30.5, 31.5])" in text  # overlapping: no winner
     assert "unseen-frame PSNR, with HNeRV fed the unseen frame itself: favours full frame (full frame 28 [27, 29] vs " \
            "patch 20 [19, 21])" in text
-    assert "training speed (s/epoch, quartiles over epochs): favours patch (full frame 2 [1.9, 2.1] vs patch 1 [0.9, 1.1])" in text
+    assert "training speed (s/epoch, each design's epochs timed alone: median [quartiles]): favours patch (full frame 2 [1.9, 2.1] vs patch 1 [0.9, 1.1])" in text
 
 
 def fair_row(protocol: str, db: float, half: float, params: int = 1000) -> dict:
