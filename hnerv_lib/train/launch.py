@@ -45,6 +45,7 @@ from hnerv_lib.train.trainer import train as default_train
 from hnerv_lib.train.trainer import validate
 from hnerv_lib.utils import io
 from hnerv_lib.utils.parse import ConfigError, knob
+from hnerv_lib.utils.precision import adopt_probe, probe_cpu
 
 EXECUTORS = ("inline", "local", "slurm")
 LOG_DIR = ".submitit"  # job scripts, pickles and logs, under the runs root
@@ -116,13 +117,15 @@ class TrainJob(submitit.helpers.Checkpointable):
     """
 
     def __init__(self, configs: list[dict], run_dirs: list[str], cache_dir: str, threads: int = 0,
-                 train_fn: Optional[Callable[..., dict]] = None) -> None:
+                 train_fn: Optional[Callable[..., dict]] = None, probe: Optional[dict[str, float]] = None) -> None:
         self.configs, self.run_dirs, self.cache_dir = configs, run_dirs, cache_dir
-        self.threads, self.train_fn = threads, train_fn
+        self.threads, self.train_fn, self.probe = threads, train_fn, probe
 
     def __call__(self) -> None:
         if self.threads:
             torch.set_num_threads(self.threads)
+        if self.probe:  # a local job: resolve "auto" with its driver's probe, as the run ids were
+            adopt_probe(self.probe)
         failed = []
         for config, run_dir in zip(self.configs, self.run_dirs):
             cfg, run = TrainConfig.from_dict(config), Run(Path(run_dir))
@@ -179,11 +182,13 @@ class Task:
 
 
 def train_task(configs: Sequence[TrainConfig], run_root: str | Path, cache_dir: str | Path, threads: int = 0,
-               train_fn: Optional[Callable[..., dict]] = None) -> Task:
-    """The task of training ``configs``, one after the other, into their run directories under ``run_root``."""
+               train_fn: Optional[Callable[..., dict]] = None, probe: Optional[dict[str, float]] = None) -> Task:
+    """The task of training ``configs``, one after the other, into their run directories under ``run_root``
+    (``probe``: this process's CPU probe, for a job on this machine)."""
     runs = tuple(Run.of(c, run_root) for c in configs)
     return Task(",".join(r.run_id for r in runs),
-                TrainJob([c.to_dict() for c in configs], [str(r.dir) for r in runs], str(cache_dir), threads, train_fn),
+                TrainJob([c.to_dict() for c in configs], [str(r.dir) for r in runs], str(cache_dir), threads, train_fn,
+                         probe),
                 done=lambda: all(r.finished for r in runs), runs=runs)
 
 
@@ -292,7 +297,10 @@ def train_configs(configs: Sequence[TrainConfig], run_root: str | Path, launcher
         warm_caches(valid, cache_dir, progress)  # the teacher runs here once, not in each job
     groups = chunks([c for c in valid if c.run_id() not in busy], launcher)
     threads = launcher.threads(tasks=len(groups) + len(waiting)) if launcher.executor != "inline" else 0
-    tasks = [train_task(g, run_root, cache_dir, threads, train_fn) for g in groups]
+    # local jobs run on this machine: they resolve "auto" with this process's probe, the one the run ids used
+    auto = any(c.device == "cpu" and "auto" in (c.precision, c.channels_last) for c in valid)
+    probe = probe_cpu() if launcher.executor == "local" and auto else None
+    tasks = [train_task(g, run_root, cache_dir, threads, train_fn, probe) for g in groups]
     done_tasks = run_tasks(tasks, run_root, launcher, progress=progress, desc=desc, waiting=waiting)
     by_id = {c.run_id(): c for c in valid}
     for task in [*tasks, *(t for t, _ in waiting)]:

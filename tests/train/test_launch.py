@@ -12,6 +12,7 @@ from hnerv_lib.train import launch, setup
 from hnerv_lib.train.config import get_train_preset
 from hnerv_lib.train.launch import INLINE, Launcher, TrainJob, submit, train_configs, train_task
 from hnerv_lib.train.run import Run
+from hnerv_lib.utils import precision as prec
 from hnerv_lib.utils.parse import ConfigError
 
 LOCAL = Launcher(executor="local", executor_jobs=2, poll_s=0.2)
@@ -239,3 +240,24 @@ def test_interrupting_the_driver_stops_its_local_jobs(tmp_path, smoke_cache, mon
     while not job.done() and time.time() < deadline:
         pass
     assert job.done() and not Run.of(cfg, tmp_path).finished
+
+
+def test_a_local_job_resolves_auto_with_its_drivers_probe(tmp_path, monkeypatch):
+    """Two probes of a close call may disagree (channels_last by 1 ms under the AVX2 kernels): a local job
+    takes its driver's, so it trains the run the driver named instead of refusing it."""
+    driver = {"fp32": 10.0, "fp32+CL": 9.99, "bf16": 100.0, "bf16+CL": 99.0}  # channels_last: no gain
+    own = {"fp32": 10.0, "fp32+CL": 8.0, "bf16": 100.0, "bf16+CL": 99.0}  # the job's own probe: channels_last
+    monkeypatch.setattr(prec, "_MEMO", {})
+    cfg = replace(get_train_preset("hnerv-tiny"), epochs=1)  # precision and channels_last "auto"
+    prec.adopt_probe(driver)
+    run = Run.of(cfg, tmp_path)
+    seen = []
+
+    def fake(c, run_dir, cache_dir, progress):
+        seen.append(c.resolved(cache_dir).channels_last)
+
+    prec.adopt_probe(own)  # what the job process would measure by itself
+    with pytest.raises(launch.RunsFailed, match="RunMismatch"):
+        TrainJob([cfg.to_dict()], [str(run.dir)], str(tmp_path / "cache"), 0, fake)()
+    TrainJob([cfg.to_dict()], [str(run.dir)], str(tmp_path / "cache"), 0, fake, probe=driver)()
+    assert seen == [False]
