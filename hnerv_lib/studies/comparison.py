@@ -357,8 +357,9 @@ def nerv_config(params: Any) -> TrainConfig:
 
 def design_speeds(params: Any) -> dict[str, EpochSpeed]:
     """Each design's training epoch timed alone in this process, one after the other (before any run
-    trains here, so nothing shares the cores)."""
-    return {design: measure_epoch_speed(cfg, params.cache_dir) for design, cfg in designs(params).items()}
+    trains here, so nothing shares the cores), at the precision and memory format its run id names
+    (``resolved()``: the probe the run ids use, so 05 reuses 01's and 02's runs)."""
+    return {design: measure_epoch_speed(cfg.resolved(), params.cache_dir) for design, cfg in designs(params).items()}
 
 
 def equal_time_config(params: Any, speeds: dict[str, EpochSpeed]) -> tuple[str, str, TrainConfig]:
