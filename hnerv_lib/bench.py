@@ -196,7 +196,7 @@ def bench_precision(profile: str, steps: int = 10, warmup: int = 3, params_dir: 
         base = tp.train_config(family)
         ms = {name: _step_ms(replace(base, precision=name.split("+")[0], channels_last=name.endswith("+CL")),
                              steps, warmup, cache_dir) for name in SETTINGS}
-        auto = base.hardware(cache_dir)
+        auto = base.hardware()
         best = min(ms, key=ms.get)
         rows.append({"family": family, "model": base.model, "batch": base.batch_size,
                      "ms_per_step": {k: round(v, 1) for k, v in ms.items()}, "fastest": best, "auto": auto.label(),

@@ -1,4 +1,15 @@
+import os
+
 import pytest
+
+from hnerv_lib.utils.precision import PROBE_DIR_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _probe_dir(tmp_path_factory):
+    """The CPU probe's file in this session's temp folder, not the user's cache: the suite stays hermetic,
+    and its subprocesses (local jobs, papermill kernels) inherit the variable, so they read the same file."""
+    os.environ[PROBE_DIR_ENV] = str(tmp_path_factory.mktemp("probe"))
 
 
 @pytest.fixture(scope="session")

@@ -161,11 +161,11 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "packages": {n: ver(n) for n in PACKAGES}}
 
 
-def hardware(params: dict[str, Any], cache_dir: str | Path) -> dict[str, Any]:
+def hardware(params: dict[str, Any]) -> dict[str, Any]:
     """What the profile's ``precision`` / ``channels_last`` resolve to on this machine, and why."""
     params = legacy_bf16(params)
     asked = (params.get("precision", "auto"), params.get("channels_last", "auto"))
-    hw = resolve(*asked, params.get("device", "cpu"), cache_dir)
+    hw = resolve(*asked, params.get("device", "cpu"))
     return {**describe(hw), "asked": f"precision={asked[0]}, channels_last={str(asked[1]).lower()}"}
 
 
@@ -188,7 +188,7 @@ def _write_provenance(report_dir: Path, cfg: ReportRun, params: dict, timings: d
                       peaks: dict[str, float]) -> None:
     path = report_dir / "provenance.json"
     old = io.load_json(path) if path.is_file() else {}
-    commit, made, hw = _git_commit(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), hardware(params, cfg.cache_dir)
+    commit, made, hw = _git_commit(), datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), hardware(params)
     record = {
         "profile": cfg.profile, "git_commit": commit, "hnerv_lib": __version__,
         "made_utc": made, **machine(), "parameters": params,

@@ -94,15 +94,16 @@ class TrainConfig:
         prec.check_channels_last(self.channels_last)
 
     # --- hardware choices ---------------------------------------------------------------------
-    def hardware(self, cache_dir: str | Path = "data/cache") -> prec.Resolved:
-        """The concrete precision and memory format of this run on its device, with the reason."""
-        return prec.resolve(self.precision, self.channels_last, self.device, cache_dir)
+    def hardware(self) -> prec.Resolved:
+        """The concrete precision and memory format of this run on its device, with the reason (a CPU's
+        probe is read from the machine's one place, :func:`~hnerv_lib.utils.precision.probe_dir`)."""
+        return prec.resolve(self.precision, self.channels_last, self.device)
 
-    def resolved(self, cache_dir: str | Path = "data/cache") -> "TrainConfig":
+    def resolved(self) -> "TrainConfig":
         """This config with ``auto`` replaced by what this machine resolves it to (idempotent)."""
         if self.precision != "auto" and self.channels_last != "auto":
             return self
-        hw = self.hardware(cache_dir)
+        hw = self.hardware()
         return replace(self, precision=hw.precision, channels_last=hw.channels_last)
 
     # --- derived typed views ------------------------------------------------------------------

@@ -47,9 +47,9 @@ def run_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return torch.device(cfg.device)
 
 
-def resolve_hardware(cfg: TrainConfig, cache_dir: str | Path = "data/cache"):
+def resolve_hardware(cfg: TrainConfig):
     """``cfg.hardware()``, decided once by rank 0 and shared, so every DDP process trains alike."""
-    hw = cfg.hardware(cache_dir) if not dist.is_initialized() or dist.get_rank() == 0 else None
+    hw = cfg.hardware() if not dist.is_initialized() or dist.get_rank() == 0 else None
     if dist.is_initialized() and dist.get_world_size() > 1:
         box = [hw]
         dist.broadcast_object_list(box, src=0)
@@ -104,7 +104,7 @@ def prepare(cfg: TrainConfig, device: torch.device, cache_dir: str | Path = "dat
     ``precision`` / ``channels_last`` "auto" are resolved here; the returned ``Setup.cfg`` holds the
     concrete values and ``Setup.hardware`` the reason.
     """
-    hw = cfg.hardware(cache_dir)  # no collective here: DDP ranks reach prepare() at different times
+    hw = cfg.hardware()  # no collective here: DDP ranks reach prepare() at different times
     cfg = replace(cfg, precision=hw.precision, channels_last=hw.channels_last)
     model_cfg = cfg.model_config()
     video, split, pool, targets, teacher = inputs(cfg, cache_dir, progress)

@@ -135,7 +135,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, cache_dir: str | Path = "dat
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    hw = resolve_hardware(cfg, cache_dir)  # the run is identified by what "auto" resolved to here
+    hw = resolve_hardware(cfg)  # the run is identified by what "auto" resolved to here
     cfg = replace(cfg, precision=hw.precision, channels_last=hw.channels_last)
     if rank == 0:
         run.begin(cfg)  # refuses another configuration's directory before touching it

@@ -8,9 +8,11 @@ a CPU the choice is measured:
 
 * **probe** — forward + backward of a small conv / pixel-shuffle stack shaped like the HNeRV
   decoder, in fp32 and bf16, each with contiguous and channels-last tensors (about a second in all);
-* **cache** — the timings are stored under ``<cache_dir>/precision/<key>.json``, keyed by the CPU
-  model, core count, torch version and the two variables that cap the kernels
-  (``ONEDNN_MAX_CPU_ISA``, ``ATEN_CPU_CAPABILITY``), and kept in memory for the process;
+* **cache** — the timings are stored in one place per machine, :func:`probe_dir` (``$HNERV_PROBE_DIR``,
+  else ``~/.cache/hnerv-clip/precision``; not a profile's ``cache_dir``: a run id and the run's own
+  setup must read the same probe wherever they run), as ``<key>.json``, keyed by the CPU model, core
+  count, torch version and the two variables that cap the kernels (``ONEDNN_MAX_CPU_ISA``,
+  ``ATEN_CPU_CAPABILITY``), and kept in memory for the process;
 * **rule** — bf16 (or channels-last) is chosen only when it is at least ``MARGIN`` faster than the
   alternative; otherwise fp32 / contiguous, the numerically safer choice.
 
@@ -40,6 +42,7 @@ CHANNELS_LAST = ("auto", True, False)
 MARGIN = 0.05  # bf16 / channels-last must be this much faster (fraction of the time) to be chosen
 KERNEL_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")  # variables that change which kernels run
 PROBE_VERSION = 1  # bump when the probe's workload or rule changes: old cache files are then ignored
+PROBE_DIR_ENV = "HNERV_PROBE_DIR"  # where the probe's cache files live (default: probe_dir())
 
 ChannelsLast = Union[bool, str]
 
@@ -179,13 +182,27 @@ def adopt_probe(times: dict[str, float]) -> None:
     _MEMO[io.stable_hash(machine_key(), length=12)] = {k: float(v) for k, v in times.items()}
 
 
-def probe_cpu(cache_dir: str | os.PathLike = "data/cache") -> dict[str, float]:
-    """The probe's timings for this machine: from memory, else from the cache file, else measured."""
+def probe_dir() -> Path:
+    """The one folder of this machine's probe files: ``$HNERV_PROBE_DIR``, else the user's cache
+    (``$XDG_CACHE_HOME`` or ``~/.cache``) ``/hnerv-clip/precision``.
+
+    One place, whatever the working directory or the profile's ``cache_dir``: two probes of a close
+    call (channels_last by 1 ms under the AVX2 kernels) may disagree, and a run id computed from one
+    file would then not match the run that another file set up.
+    """
+    if os.environ.get(PROBE_DIR_ENV):
+        return Path(os.environ[PROBE_DIR_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "hnerv-clip" / "precision"
+
+
+def probe_cpu() -> dict[str, float]:
+    """The probe's timings for this machine: from memory, else from its file in :func:`probe_dir`, else measured."""
     key = machine_key()
     name = io.stable_hash(key, length=12)
     if name in _MEMO:
         return _MEMO[name]
-    path = Path(cache_dir) / "precision" / f"{name}.json"
+    path = probe_dir() / f"{name}.json"
     times = None
     if path.is_file():
         try:
@@ -225,8 +242,7 @@ def choose(times: dict[str, float], precision: str = "auto", channels_last: Chan
     return Resolved(p, cl, f"probe: {shown} -> {p}{'+CL' if cl else ''}")
 
 
-def resolve(precision: str = "auto", channels_last: ChannelsLast = "auto", device: torch.device | str = "cpu",
-            cache_dir: str | os.PathLike = "data/cache") -> Resolved:
+def resolve(precision: str = "auto", channels_last: ChannelsLast = "auto", device: torch.device | str = "cpu") -> Resolved:
     """The concrete precision and memory format for ``device``; "auto" parts are decided as above."""
     check_precision(precision)
     check_channels_last(channels_last)
@@ -234,7 +250,7 @@ def resolve(precision: str = "auto", channels_last: ChannelsLast = "auto", devic
         return Resolved(precision, bool(channels_last), "set explicitly")
     device = torch.device(device)
     if device.type == "cpu":
-        return choose(probe_cpu(cache_dir), precision, channels_last)
+        return choose(probe_cpu(), precision, channels_last)
     if device.type == "cuda":
         bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         p = precision if precision != "auto" else ("bf16" if bf16_ok else "fp32")

@@ -254,7 +254,7 @@ def test_a_local_job_resolves_auto_with_its_drivers_probe(tmp_path, monkeypatch)
     seen = []
 
     def fake(c, run_dir, cache_dir, progress):
-        seen.append(c.resolved(cache_dir).channels_last)
+        seen.append(c.resolved().channels_last)
 
     prec.adopt_probe(own)  # what the job process would measure by itself
     with pytest.raises(launch.RunsFailed, match="RunMismatch"):

@@ -55,35 +55,57 @@ def test_non_cpu_devices_need_no_probe(monkeypatch):
 
 
 def test_probe_is_cached_per_machine_and_reused(tmp_path, fresh_memo, monkeypatch):
-    first = P.probe_cpu(tmp_path)
+    monkeypatch.setenv(P.PROBE_DIR_ENV, str(tmp_path))
+    first = P.probe_cpu()
     assert set(first) == {"fp32", "fp32+CL", "bf16", "bf16+CL"} and all(v > 0 for v in first.values())
-    (path,) = (tmp_path / "precision").glob("*.json")
+    (path,) = tmp_path.glob("*.json")
     stored = json.loads(path.read_text())
     assert stored["key"]["cpu"] == P.cpu_model() and "ONEDNN_MAX_CPU_ISA" in stored["key"]
     P.forget_memo()  # a new process: only the file is left
     monkeypatch.setattr(P, "measure_cpu", lambda *a, **k: pytest.fail("measured again despite the cache"))
-    assert P.probe_cpu(tmp_path) == first
+    assert P.probe_cpu() == first
     # another kernel cap is another machine: a new file
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     monkeypatch.setattr(P, "measure_cpu", lambda *a, **k: SLOW_BF16)
-    assert P.probe_cpu(tmp_path) == SLOW_BF16 and len(list((tmp_path / "precision").glob("*.json"))) == 2
+    assert P.probe_cpu() == SLOW_BF16 and len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_one_probe_per_machine_whatever_the_working_directory(tmp_path, fresh_memo, monkeypatch):
+    """A run id (computed in the notebook's folder) and the run's own setup (a job, another folder, another
+    ``cache_dir``) read one probe file: two probes of a close call may disagree, and then ids would not match."""
+    monkeypatch.delenv(P.PROBE_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert P.probe_dir() == tmp_path / "xdg" / "hnerv-clip" / "precision"
+    probes = iter([{"fp32": 10.0, "fp32+CL": 9.0, "bf16": 90.0, "bf16+CL": 90.0},  # channels_last wins by 10 %
+                   {"fp32": 10.0, "fp32+CL": 10.0, "bf16": 90.0, "bf16+CL": 90.0}])  # a second probe: a tie
+    monkeypatch.setattr(P, "measure_cpu", lambda *a, **k: next(probes))
+    cfg = get_train_preset("hnerv-tiny")  # precision and channels_last "auto"
+    ids = []
+    for folder in ("notebooks", "job"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        P.forget_memo()  # each its own process
+        ids.append((cfg.run_id(), cfg.resolved().channels_last))
+    assert ids[0] == ids[1] and ids[0][1] is True
+    assert len(list(P.probe_dir().glob("*.json"))) == 1 and not list(tmp_path.glob("*/data"))
 
 
 def test_damaged_cache_file_is_measured_again(tmp_path, fresh_memo, monkeypatch):
+    monkeypatch.setenv(P.PROBE_DIR_ENV, str(tmp_path))
     monkeypatch.setattr(P, "measure_cpu", lambda *a, **k: FAST_BF16)
-    P.probe_cpu(tmp_path)
-    (path,) = (tmp_path / "precision").glob("*.json")
+    P.probe_cpu()
+    (path,) = tmp_path.glob("*.json")
     path.write_text("{not json")
     P.forget_memo()
-    assert P.probe_cpu(tmp_path) == FAST_BF16 and json.loads(path.read_text())["ms"] == FAST_BF16
+    assert P.probe_cpu() == FAST_BF16 and json.loads(path.read_text())["ms"] == FAST_BF16
 
 
 def test_auto_picks_fp32_under_avx2_kernels(tmp_path):
     """The case this exists for: bf16 units capped away (as on an AVX2-only CPU) -> fp32, with the reason."""
-    code = ("import json, sys; from hnerv_lib.utils.precision import resolve, describe; "
-            "print(json.dumps(describe(resolve('auto', 'auto', 'cpu', sys.argv[1]))))")
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+    code = ("import json; from hnerv_lib.utils.precision import resolve, describe; "
+            "print(json.dumps(describe(resolve('auto', 'auto', 'cpu'))))")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", P.PROBE_DIR_ENV: str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, timeout=120)
     hw = json.loads(out.stdout.strip().splitlines()[-1])
     assert hw["precision"] == "fp32", hw
@@ -159,12 +181,12 @@ def test_bench_json_reports_the_precision(smoke_cache, fresh_memo, monkeypatch):
 
 def test_report_provenance_states_the_precision(tmp_path, fresh_memo, monkeypatch):
     monkeypatch.setattr(P, "probe_cpu", lambda *a, **k: SLOW_BF16)
-    hw = runner.hardware({"precision": "auto", "channels_last": "auto", "device": "cpu"}, tmp_path)
+    hw = runner.hardware({"precision": "auto", "channels_last": "auto", "device": "cpu"})
     assert (hw["precision"], hw["channels_last"], hw["asked"]) == ("fp32", False, "precision=auto, channels_last=auto")
     row = [r for r in provenance_rows({"hardware": hw}) if r.startswith("| training precision")]
     assert row == [f"| training precision | fp32 (asked: precision=auto, channels_last=auto; {hw['reason']}) |"]
     with pytest.warns(FutureWarning):
-        assert runner.hardware({"bf16": True, "channels_last": True}, tmp_path)["reason"] == "set explicitly"
+        assert runner.hardware({"bf16": True, "channels_last": True})["reason"] == "set explicitly"
 
 
 def test_bench_precision_times_every_setting_of_a_profile(smoke_cache, fresh_memo, monkeypatch):
