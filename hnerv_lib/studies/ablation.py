@@ -389,15 +389,16 @@ def outputs(results: AblationResults) -> list[Output]:
         Text("04_failures", f"{len(failed)} of {len(R.results)} runs failed" if len(failed) else "no run failed"),
         Figure("04_pareto", "PSNR vs CLIP centred cosine (each position's mean training target removed) of the "
                "ablation runs at the preset's size, Pareto front dashed", lambda: _pareto_figure(summary, R.families)),
-        Table("04_clip_weight", group_table(summary, "clip_weight", [
+        _group_output("04_clip_weight", group_table(summary, "clip_weight", [
             "psnr_train", "psnr_val", "clip_centred_train", "clip_centred_val", "clip_top1_val", "clip_train",
             "clip_val"]), "CLIP loss weight lambda: pixels vs CLIP (centred cosine: the per-position-mean baseline "
-              "scores 0; retrieval top-1; raw cosine last)"),
+                          "scores 0; retrieval top-1; raw cosine last)"),
         Figure("04_warmup_curves", "Training curves for the CLIP warm-up choices (dotted: CLIP loss on)",
-               lambda: _warmup_figure(R)),
-        Table("04_warmup", group_table(summary, "warmup", ["psnr_train", "psnr_val", "clip_train", "clip_val"]),
-              "CLIP warm-up: share of the epochs trained on pixels only"),
-        Table("04_loss", loss, "Pixel loss: quality on seen and unseen frames (lambda fixed)"),
+               lambda: _warmup_figure(R)) if R.curves else
+        Text("04_warmup_curves", "Training curves for the CLIP warm-up choices: not ablated in this profile (ablate_groups)"),
+        _group_output("04_warmup", group_table(summary, "warmup", ["psnr_train", "psnr_val", "clip_train", "clip_val"]),
+                      "CLIP warm-up: share of the epochs trained on pixels only"),
+        _group_output("04_loss", loss, "Pixel loss: quality on seen and unseen frames (lambda fixed)"),
         _group_output("04_predict_clip", group_table(summary, "predict_clip", [
             "params", "psnr_train", "psnr_val", "seconds_per_epoch", "train_step_mb"]),
             "CLIP head removed vs kept with lambda 0"),

@@ -152,3 +152,14 @@ def test_the_ablation_sweep_runs_as_local_jobs_and_a_rerun_submits_nothing(tmp_p
     before = {p.name: (p / "summary.json").stat().st_mtime for p in runs}
     _smoke(tmp_path, ["04"], **few)
     assert len(runs) == 2 and {p.name: (p / "summary.json").stat().st_mtime for p in runs} == before
+
+
+def test_the_tubelet_notebook_runs_with_the_camera_pan_alone(tmp_path):
+    """quick studies only the camera pan (the arrow of time put no variant above chance at its size):
+    notebook 03 then shows the pan's tables and figures and says nothing of the other task."""
+    _smoke(tmp_path, ["03"], tube_tasks=["camera pan"])
+    out = tmp_path / "reports" / "smoke"
+    assert (out / "tables" / "03_pan_summary.md").is_file() and (out / "figures" / "03_pan.png").is_file()
+    assert not list((out / "tables").glob("03_tubelet*")) and not (out / "tables" / "03_clip_split.md").is_file()
+    verdict = (out / "tables" / "03_verdict.md").read_text()
+    assert "Camera pan" in verdict and "Arrow of time" not in verdict

@@ -64,3 +64,16 @@ def test_outputs_name_failures_note_small_losses_and_draw_size_only_with_a_size_
     fig = named["04_warmup_curves"][0].draw()
     assert [ln.get_label() for ln in fig.axes[0].lines if ln.get_label().startswith("warm-up")] == [
         "warm-up 0", "warm-up 1/6"]  # one pixel-loss curve per warm-up run (and a dotted line where CLIP starts)
+
+
+def test_a_profile_without_the_warmup_group_gets_lines_not_empty_tables_or_figures():
+    """quick ablates only the groups whose verdicts separate at its budget (lambda and loss): the warm-up
+    table and its curves become one line each, and the rest of the outputs are unchanged."""
+    full = _results()
+    res = full.results[full.results["group"] != "warmup"].reset_index(drop=True)
+    named = by_name(study.outputs(study.AblationResults(**{**full.__dict__, "results": res, "curves": {}})))
+    for name in ("04_warmup", "04_warmup_curves"):
+        assert [type(o) for o in named[name]] == [Text], name
+        assert named[name][0].text.endswith(": not ablated in this profile (ablate_groups)")
+    assert isinstance(named["04_loss"][0], Table) and isinstance(named["04_size"][0], Table)
+    assert "warm-up" not in study.verdict(study.AblationResults(**{**full.__dict__, "results": res, "curves": {}}))
