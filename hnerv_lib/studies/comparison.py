@@ -33,7 +33,7 @@ from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.launch import train_first
 from hnerv_lib.train.run import Run
 from hnerv_lib.train.setup import Setup, autocast
-from hnerv_lib.train.speed import EpochSpeed, measure_epoch_speed
+from hnerv_lib.train.speed import EpochSpeed, measure_epoch_speeds
 from hnerv_lib.utils.memory import peak_tensor_mb
 
 
@@ -83,7 +83,7 @@ def measure_run(cfg: TrainConfig, run_root: str | Path, cache_dir: str | Path, d
     """All comparison columns of the finished run of ``cfg`` (its checkpoint is loaded, not retrained).
 
     ``with_file=False`` skips compressing the model (bpp and decoding speed), which sweeps do not need.
-    ``speed``: its design's training speed timed alone (:func:`measure_epoch_speed`), which gives the
+    ``speed``: its design's training speed timed alone (:func:`design_speeds`), which gives the
     speed columns (``s_per_epoch`` with its quartiles, ``train_s`` of its schedule); without it there are none.
     """
     run = Run.of(cfg, run_root)
@@ -356,10 +356,10 @@ def nerv_config(params: Any) -> TrainConfig:
 
 
 def design_speeds(params: Any) -> dict[str, EpochSpeed]:
-    """Each design's training epoch timed alone in this process, one after the other (before any run
-    trains here, so nothing shares the cores), at the precision and memory format its run id names
-    (``resolved()``: the probe the run ids use, so 05 reuses 01's and 02's runs)."""
-    return {design: measure_epoch_speed(cfg.resolved(), params.cache_dir) for design, cfg in designs(params).items()}
+    """Both designs' training epochs timed side by side in this process, round-robin
+    (:func:`measure_epoch_speeds`: a drift of the machine's speed hits both alike), before any run trains
+    here, so nothing shares the cores; at the precision and memory format each run id names (``resolved()``)."""
+    return measure_epoch_speeds({design: cfg.resolved() for design, cfg in designs(params).items()}, params.cache_dir)
 
 
 def equal_time_config(params: Any, speeds: dict[str, EpochSpeed]) -> tuple[str, str, TrainConfig]:

@@ -2,7 +2,8 @@
 
 A run's own epoch times say how fast it trained where it trained, which may be a local job sharing the
 cores with another (one thread each). The report compares designs by their training speed, so it times
-each design here instead: on a fresh model, one design after the other, with the report's one timer
+each design here instead: on a fresh model, designs that are compared round-robin (a drift of the
+machine's speed then hits each alike), with the report's one timer
 (warm-up, median of >= 5 repeats, quartiles), at the precision and memory format the run resolved to and
 with this process's threads. Speed depends on the architecture, the batch, the precision and the threads,
 not on the seed or the weights, so one measurement serves every seed; the runs may then train anywhere.
@@ -15,17 +16,18 @@ CLIP head: both kinds are timed, and :meth:`EpochSpeed.epoch_seconds` gives a sc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 
 from hnerv_lib.train.config import TrainConfig
 from hnerv_lib.train.setup import prepare, run_device
 from hnerv_lib.train.trainer import make_optimizer, run_epoch
-from hnerv_lib.utils.timing import MIN_REPEATS, Timing, time_call
+from hnerv_lib.utils.timing import MIN_REPEATS, Timing, check_counts, time_call
 
-__all__ = ["EpochSpeed", "measure_epoch_speed"]
+__all__ = ["EpochSpeed", "measure_epoch_speed", "measure_epoch_speeds"]
 
 
 @dataclass(frozen=True)
@@ -68,23 +70,54 @@ class EpochSpeed:
                 "precision": self.precision, "channels_last": self.channels_last}
 
 
-def measure_epoch_speed(cfg: TrainConfig, cache_dir: str | Path = "data/cache", repeats: int = MIN_REPEATS,
-                        warmup: int = 1) -> EpochSpeed:
-    """Time ``cfg``'s training epochs in this process on a fresh model (seeded as the run's), ``warmup``
-    untimed epochs then ``repeats`` timed ones, for each epoch kind the run has.
+def measure_epoch_speeds(cfgs: Mapping[str, TrainConfig], cache_dir: str | Path = "data/cache",
+                         repeats: int = MIN_REPEATS, warmup: int = 1) -> dict[str, EpochSpeed]:
+    """Time the training epochs of several configurations side by side, in this process, each on a fresh
+    model (seeded as its run's): ``warmup`` untimed epochs of each kind first, then ``repeats`` rounds in
+    which every configuration's epochs are timed once each, round-robin.
+
+    A comparison reads the ratio of these speeds (notebook 05's equal-training-time epochs). Timed one
+    design after the other, a change in the machine's speed between the two blocks moves the ratio:
+    three whole quick reports of the same code gave full frame / patch 1.18, 1.42 and 1.44, the two
+    designs' medians not moving together. Round-robin, such a drift hits every configuration alike, as in
+    the precision probe.
 
     The frames and targets come from the caches; ``precision``/``channels_last`` "auto" resolve as the
-    trainer resolves them (pass a finished run's stored config to time exactly what it trained).
-    The global random state is left as it was.
+    trainer resolves them (pass a finished run's stored config to time exactly what it trained). Each
+    configuration's epoch kinds: with the CLIP loss on, and, when its schedule has them, pixel-only
+    warm-up epochs. The global random state is left as it was.
     """
-    device = run_device(cfg, 0)
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        s = prepare(cfg, device, cache_dir, progress=False)
-        model = s.model.train()
-        opt = make_optimizer(model, s.cfg.lr, device)
-        sync = torch.cuda.synchronize if device.type == "cuda" else None
-        clip_epoch = min(s.cfg.clip_warmup_epochs, s.cfg.epochs - 1)  # the first epoch with the CLIP loss on
-        clip, _ = time_call(lambda: run_epoch(s, model, opt, clip_epoch), repeats, warmup, sync)
-        has_warmup = s.task.targets is not None and s.cfg.clip_weight > 0 and s.cfg.clip_warmup_epochs > 0
-        pixel = time_call(lambda: run_epoch(s, model, opt, 0), repeats, warmup, sync)[0] if has_warmup else clip
-    return EpochSpeed(clip, pixel, torch.get_num_threads(), s.cfg.precision, bool(s.cfg.channels_last))
+    check_counts(repeats, warmup)
+    calls: dict[tuple[str, str], Callable[[], Any]] = {}
+    setups = {}
+    devices = {run_device(c, 0) for c in cfgs.values()}
+    sync = torch.cuda.synchronize if any(d.type == "cuda" for d in devices) else None
+    forked = sorted({d.index or 0 for d in devices if d.type == "cuda"})
+    with torch.random.fork_rng(devices=forked):
+        for name, cfg in cfgs.items():
+            s = setups[name] = prepare(cfg, run_device(cfg, 0), cache_dir, progress=False)
+            model = s.model.train()
+            opt = make_optimizer(model, s.cfg.lr, s.device)
+            clip_epoch = min(s.cfg.clip_warmup_epochs, s.cfg.epochs - 1)  # the first epoch with the CLIP loss on
+            calls[name, "clip"] = partial(run_epoch, s, model, opt, clip_epoch)
+            if s.task.targets is not None and s.cfg.clip_weight > 0 and s.cfg.clip_warmup_epochs > 0:
+                calls[name, "pixel"] = partial(run_epoch, s, model, opt, 0)
+        for _ in range(warmup):  # first calls pay for allocation and kernel selection
+            for fn in calls.values():
+                fn()
+        runs: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
+        for _ in range(repeats):
+            for key, fn in calls.items():
+                runs[key].append(time_call(fn, repeats=1, warmup=0, sync=sync)[0].median_s)
+    out = {}
+    for name, s in setups.items():
+        clip = Timing.of(runs[name, "clip"], warmup)
+        pixel = Timing.of(runs[name, "pixel"], warmup) if (name, "pixel") in runs else clip
+        out[name] = EpochSpeed(clip, pixel, torch.get_num_threads(), s.cfg.precision, bool(s.cfg.channels_last))
+    return out
+
+
+def measure_epoch_speed(cfg: TrainConfig, cache_dir: str | Path = "data/cache", repeats: int = MIN_REPEATS,
+                        warmup: int = 1) -> EpochSpeed:
+    """One configuration's :func:`measure_epoch_speeds`."""
+    return measure_epoch_speeds({"cfg": cfg}, cache_dir, repeats, warmup)["cfg"]

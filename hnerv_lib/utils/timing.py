@@ -54,16 +54,21 @@ class Timing:
                 "repeats": len(self.runs_s), "warmup": self.warmup, "runs_s": list(self.runs_s)}
 
 
+def check_counts(repeats: object, warmup: object) -> None:
+    """One clear error unless ``repeats`` is an int >= 1 and ``warmup`` an int >= 0."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1; got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0; got {warmup!r}")
+
+
 def time_call(fn: Callable[[], Any], repeats: int = MIN_REPEATS, warmup: int = 1,
               sync: Optional[Callable[[], None]] = None) -> tuple[Timing, Any]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; the timing and the last result.
 
     ``sync`` (e.g. ``torch.cuda.synchronize``) runs before each clock read, so queued GPU work counts.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be an int >= 1; got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an int >= 0; got {warmup!r}")
+    check_counts(repeats, warmup)
     wait = sync or (lambda: None)
     out = None
     for _ in range(warmup):  # first calls pay for allocation and kernel selection

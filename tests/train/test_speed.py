@@ -3,6 +3,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from hnerv_lib.train import speed as S
 from hnerv_lib.train.config import get_train_preset
 from hnerv_lib.train.speed import EpochSpeed, measure_epoch_speed
 from hnerv_lib.utils.timing import Timing
@@ -40,3 +41,19 @@ def test_a_schedule_costs_its_pixel_epochs_then_its_clip_epochs():
     assert speed.epoch_seconds(cfg, 3) == [0.5, 0.5, 2.0]
     assert speed.train_s(cfg) == pytest.approx(7.0)
     assert speed.train_s(replace(cfg, epochs=8)) == pytest.approx(13.0)
+
+
+def test_compared_configurations_are_timed_round_robin(smoke_cache, monkeypatch):
+    """Notebook 05 reads the ratio of two designs' speeds: their epochs alternate, warm-up first, so a
+    change in the machine's speed during the measurement hits both alike."""
+    calls = []
+    monkeypatch.setattr(S, "run_epoch", lambda s, model, opt, epoch: calls.append((s.cfg.model, epoch)) or {})
+    cfgs = {"full": _cfg("hnerv-tiny", epochs=6, clip_warmup_epochs=2),
+            "patch": _cfg("patch-tiny", epochs=6, clip_warmup_epochs=0)}
+    speeds = S.measure_epoch_speeds(cfgs, smoke_cache, repeats=3, warmup=1)
+    one_round = [("hnerv-tiny", 2), ("hnerv-tiny", 0), ("patch-tiny", 0)]  # full: CLIP epoch, warm-up epoch; patch: CLIP only
+    assert calls == one_round * 4  # the warm-up round, then 3 timed rounds
+    assert len(speeds["full"].clip.runs_s) == len(speeds["full"].pixel.runs_s) == 3
+    assert speeds["patch"].pixel is speeds["patch"].clip and speeds["patch"].clip.warmup == 1
+    with pytest.raises(ValueError, match="repeats must be an int >= 1; got 0"):
+        S.measure_epoch_speeds(cfgs, smoke_cache, repeats=0)
