@@ -12,7 +12,14 @@ from hnerv_lib.studies.tubelets.clips import ArrowOfTime, ClipSet, arrow_of_time
 from hnerv_lib.studies.tubelets.config import PRESETS, ConfigError, ViTConfig, from_env, get_preset, token_grid
 from hnerv_lib.studies.tubelets.inflate import average_positions, inflate, inflate_patch_weight
 from hnerv_lib.studies.tubelets.measure import flops_per_clip, peak_tensor_mb, scale_table, t_interval
-from hnerv_lib.studies.tubelets.model import LSViTForAction, trainable_params, load_checkpoint, load_weights, save_checkpoint
+from hnerv_lib.studies.tubelets.model import (
+    DividedBlock,
+    LSViTForAction,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    trainable_params,
+)
 from hnerv_lib.studies.tubelets import study as tube_study
 from hnerv_lib.studies.tubelets.study import Study, run_study, summarize, summary_verdict
 from hnerv_lib.studies.tubelets.train import TrainSpec, fit
@@ -145,10 +152,74 @@ def test_env_errors_name_variable_and_value(monkeypatch, env, message):
         from_env()
 
 
+# --- attention: joint or divided, causal in time or not -------------------------------------------
+
+ATTENTIONS = [dict(attention="joint"), dict(attention="joint", causal=True),
+              dict(attention="divided"), dict(attention="divided", causal=True)]
+
+
+@pytest.mark.parametrize("kw", ATTENTIONS[1:])
+@pytest.mark.parametrize("t", [1, 2, 4])
+def test_every_attention_takes_every_embedding(t, kw):
+    model = tiny(t, **kw)
+    x = clip()
+    assert model.tokens(x).shape == (2, 128 // t, 16) and model(x).shape == (2, 2)
+    assert model.config.attention_name.startswith(kw["attention"])
+
+
+@pytest.mark.parametrize("kw", [dict(attention="joint", causal=True), dict(attention="divided", causal=True)])
+@pytest.mark.parametrize("t", [1, 2])
+def test_causal_attention_never_looks_at_later_frames(t, kw):
+    x = clip()
+    later = x.clone()
+    later[:, 4:] = torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(3))  # frames 4..7 change
+    early = (4 // t) * 16  # tokens of the time slots before frame 4
+    for causal, same in ((True, True), (False, False)):
+        model = tiny(t, **{**kw, "causal": causal})
+        a, b = model.tokens(x), model.tokens(later)
+        assert torch.allclose(a[:, :early], b[:, :early], atol=1e-6) is same
+        assert not torch.allclose(a[:, early:], b[:, early:])
+
+
+def test_divided_attention_over_time_stays_at_one_patch_position():
+    torch.manual_seed(0)
+    block = DividedBlock(replace(SMOKE, attention="divided")).eval()
+    with torch.no_grad():  # silence attention over space and the MLP: what is left is attention over time
+        for p in (*block.space_attn.out_proj.parameters(), *block.mlp[-1].parameters()):
+            p.zero_()
+    z = torch.randn(2, 8 * 16, 16)
+    moved = z.clone()
+    moved.view(2, 8, 16, 16)[:, :, 5] += 1.0  # patch position 5, every frame
+    delta = (block(moved, (8, 4, 4), None) - block(z, (8, 4, 4), None)).view(2, 8, 16, 16).abs().amax(dim=(0, 1, 3))
+    assert delta[5] > 0.1 and torch.count_nonzero(delta) == 1
+
+
+def test_bad_attention_settings_are_named():
+    with pytest.raises(ConfigError, match=r"attention must be one of \['joint', 'divided'\]; got 'sparse'"):
+        replace(SMOKE, attention="sparse")
+    with pytest.raises(ConfigError, match="causal must be a bool; got 'yes'"):
+        replace(SMOKE, causal="yes")
+
+
+def test_divided_flops_count_attention_over_time_and_space():
+    model = tiny(1, attention="divided")
+    d, t, s, n, h = SMOKE.width, 8, 16, 128, int(SMOKE.width * SMOKE.mlp_ratio)
+    embed = 2 * n * d * 3 * SMOKE.patch_size ** 2
+    linear = 2 * n * (2 * 4 * d * d + 2 * d * h) + 2 * d * SMOKE.num_classes  # two attentions' qkv + out, MLP, head
+    attention = 2 * 2 * (s * t * t + t * s * s) * d  # over time at each position, over space in each frame
+    assert flops_per_clip(model) == embed + linear + attention < flops_per_clip(tiny(1))
+
+
+def test_old_checkpoints_without_attention_fields_are_joint_and_bidirectional():
+    old = {k: v for k, v in SMOKE.to_dict().items() if k not in ("attention", "causal")}
+    assert ViTConfig.from_dict(old) == SMOKE and SMOKE.attention == "joint" and not SMOKE.causal
+
+
 # --- checkpoints -------------------------------------------------------------------------------------
 
-def test_checkpoint_round_trip_is_self_describing(tmp_path):
-    model = tiny(2)
+@pytest.mark.parametrize("kw", [{}, dict(attention="divided", causal=True)])
+def test_checkpoint_round_trip_is_self_describing(tmp_path, kw):
+    model = tiny(2, **kw)
     path = save_checkpoint(tmp_path / "m.pt", model, extra={"note": "x"})
     loaded, extra = load_checkpoint(path)
     assert loaded.config == model.config and extra == {"note": "x"}
@@ -168,6 +239,8 @@ def test_checkpoint_of_the_other_embedding_is_a_clear_error(tmp_path):
         load_weights(path3d, tiny(4))
     with pytest.raises(CheckpointMismatch, match="width: checkpoint 16 vs model 32"):
         load_weights(path3d, tiny(2, width=32))
+    with pytest.raises(CheckpointMismatch, match="attention: checkpoint 'joint' vs model 'divided'"):
+        load_weights(path3d, tiny(2, attention="divided"))
 
 
 def test_foreign_checkpoint_is_refused(tmp_path):
@@ -178,16 +251,17 @@ def test_foreign_checkpoint_is_refused(tmp_path):
 
 # --- inflation ---------------------------------------------------------------------------------------
 
-def _trained_like_2d() -> LSViTForAction:
-    model = tiny(1)
+def _trained_like_2d(**kw) -> LSViTForAction:
+    model = tiny(1, **kw)
     with torch.no_grad():  # make the position table far from constant over time, as after training
         model.pos_embed.normal_(0, 0.5, generator=torch.Generator().manual_seed(2))
     return model
 
 
+@pytest.mark.parametrize("kw", ATTENTIONS)
 @pytest.mark.parametrize("mode", ["central", "average"])
-def test_tubelet_1_inflation_reproduces_2d_logits_on_any_clip(mode):
-    model2d = _trained_like_2d()
+def test_tubelet_1_inflation_reproduces_2d_logits_on_any_clip(mode, kw):
+    model2d = _trained_like_2d(**kw)
     model3d = inflate(model2d, 1, mode).eval()
     assert model3d.config.use_3d_patch_embed and model3d.num_tokens == model2d.num_tokens
     x = clip()
@@ -208,10 +282,11 @@ def _window_averaged_2d(model2d: LSViTForAction, t: int, frames: int) -> LSViTFo
     return out.eval()
 
 
+@pytest.mark.parametrize("kw", [dict(attention="joint"), dict(attention="divided")])  # not causal: see inflate.py
 @pytest.mark.parametrize("t", [2, 4])
 @pytest.mark.parametrize("mode", ["central", "average"])
-def test_tubelet_inflation_on_clips_constant_within_each_tubelet(t, mode):
-    model2d = _trained_like_2d()
+def test_tubelet_inflation_on_clips_constant_within_each_tubelet(t, mode, kw):
+    model2d = _trained_like_2d(**kw)
     model3d = inflate(model2d, t, mode).eval()
     x = clip()[:, ::t].repeat_interleave(t, dim=1)  # frames constant within each window of t
     # each tubelet's patch embedding equals the 2D embedding of the frames it covers ...
@@ -223,9 +298,10 @@ def test_tubelet_inflation_on_clips_constant_within_each_tubelet(t, mode):
     assert (model3d(x) - model2d(x)).abs().max() > 1e-3  # the unmodified 2D model differs: positions vary in a window
 
 
+@pytest.mark.parametrize("kw", ATTENTIONS)
 @pytest.mark.parametrize("t", [2, 4])
-def test_central_inflation_equals_2d_on_the_central_frames(t):
-    model2d = _trained_like_2d()
+def test_central_inflation_equals_2d_on_the_central_frames(t, kw):
+    model2d = _trained_like_2d(**kw)
     model3d = inflate(model2d, t, "central").eval()
     x = clip()  # any clip, moving or not
     reference = _window_averaged_2d(model2d, t, 8 // t)

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 from hnerv_lib.utils.parse import ConfigError, from_environ, parse_value, specs
 
 ENV_PREFIX = "APPCONFIG__"
+ATTENTION = ("joint", "divided")  # ViTConfig.attention: ViViT's joint space-time, TimeSformer's divided
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class ViTConfig:
     mlp_ratio: float = 4.0  # MLP hidden = width x this
     num_classes: int = 400  # Kinetics-400 by default; the arrow-of-time task uses 2
     dropout: float = 0.0  # dropout in the encoder layers and before the head
+    attention: str = "joint"  # joint: every token attends to every token (ViViT); divided: over time at each
+    #                           patch position, then over space within each frame (TimeSformer), every layer
+    causal: bool = False  # attention over time sees only the token's own and earlier time slots
 
     def __post_init__(self) -> None:
         for name in ("patch_size", "tubelet_size", "image_size", "in_channels", "width", "depth", "heads",
@@ -48,6 +52,10 @@ class ViTConfig:
             raise ConfigError(f"ViTConfig.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.width % self.heads:
             raise ConfigError(f"ViTConfig.width {self.width} is not divisible by heads {self.heads}")
+        if self.attention not in ATTENTION:
+            raise ConfigError(f"ViTConfig.attention must be one of {list(ATTENTION)}; got {self.attention!r}")
+        if not isinstance(self.causal, bool):
+            raise ConfigError(f"ViTConfig.causal must be a bool; got {self.causal!r}")
         if not 0.0 <= self.dropout < 1.0 or self.mlp_ratio <= 0:
             raise ConfigError(f"ViTConfig needs 0 <= dropout < 1 and mlp_ratio > 0; got dropout={self.dropout!r}, "
                               f"mlp_ratio={self.mlp_ratio!r}")
@@ -56,6 +64,12 @@ class ViTConfig:
     def embedding(self) -> str:
         """Human name of the patch embedding: ``2D patch embedding`` or ``3D tubelets (t=2)``."""
         return f"3D tubelets (t={self.tubelet_size})" if self.use_3d_patch_embed else "2D patch embedding"
+
+    @property
+    def attention_name(self) -> str:
+        """Human name of the attention: ``joint space-time attention`` or ``divided space-time attention,
+        causal in time``."""
+        return f"{self.attention} space-time attention" + (", causal in time" if self.causal else "")
 
     @property
     def frames_per_token(self) -> int:

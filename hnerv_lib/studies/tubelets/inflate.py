@@ -9,15 +9,18 @@ Patch embedding, ``W2`` of shape (D, C, P, P) becomes ``W3`` of shape (D, C, t, 
 
 Position embeddings: the 2D table has T x S entries, the 3D table (T/t) x S; entry (j, s) of the 3D
 table is the **mean of the 2D entries (j*t + k, s), k < t** — the t frames the tubelet covers. Every
-other tensor (encoder, norm, head) is copied unchanged.
+other tensor (encoder, norm, head) is copied unchanged; it does not depend on the number of time slots,
+whichever the attention (joint or divided, causal or not).
 
-What then holds exactly (eval mode; tests/test_action.py checks each):
+What then holds exactly (eval mode; tests/studies/test_action.py checks each):
 
 1. t = 1 (either mode): the 3D model's logits equal the 2D model's on any clip.
 2. t > 1, either mode, a clip constant within each tubelet window: the 3D logits equal those of the
    2D model with its position table replaced by the window-averaged one (``average_positions``),
    evaluated on the full T-frame clip. The 2D model then sees every 3D token t times, and softmax
    attention and mean pooling are invariant to duplicating a whole token set.
+   Not under ``causal`` attention: there the first frame of a window sees one copy of its window, the
+   last sees t, so the duplicated token sets differ from query to query.
 3. t > 1, ``"central"``, any clip: the 3D logits equal those of a 2D model built for T/t frames with
    the window-averaged position table, evaluated on the central frames ``x[:, t // 2 :: t]``.
 

@@ -3,8 +3,18 @@
 Input clips are ``(B, T, C, H, W)``. Tokens are ordered time-major, then row-major in space, so token
 ``j * S + s`` is temporal slot ``j`` (one frame for 2D, ``tubelet_size`` frames for 3D) at spatial
 patch ``s`` of ``S = (H/P) * (W/P)``. Learned joint space-time position embeddings (ViViT), a pre-norm
-``nn.TransformerEncoder``, then **mean pooling** over all tokens (no cls token, as VideoMAE's
-fine-tuning head: the sequence length is exactly the patch count) and a linear head.
+transformer encoder, then **mean pooling** over all tokens (no cls token, as VideoMAE's fine-tuning
+head: the sequence length is exactly the patch count) and a linear head.
+
+The encoder's attention (``ViTConfig.attention``):
+
+* ``joint``: every token attends to every token (ViViT's model 1), ``nn.TransformerEncoder``;
+* ``divided``: each layer attends over time among the tokens of one patch position, then over space
+  among the tokens of one time slot, then applies its MLP (TimeSformer's divided space-time attention).
+
+``causal``: attention over time reaches only the token's own and earlier time slots (joint: a
+block-causal mask; divided: a causal mask in the attention over time), so that the order of frames is
+built into the model instead of being learned from the position table alone.
 """
 
 from __future__ import annotations
@@ -50,6 +60,56 @@ class PatchEmbed(nn.Module):
         return y.flatten(2).transpose(1, 2).reshape(b, -1, y.shape[1])  # (B, T * S, D), time-major
 
 
+def causal_mask(slots: int, per_slot: int = 1) -> torch.Tensor:
+    """(n, n) bool mask, n = slots x per_slot tokens in time-major order: True where a token's key lies in a
+    later time slot than its query (attention there is blocked)."""
+    slot = torch.arange(slots).repeat_interleave(per_slot)
+    return slot[None, :] > slot[:, None]
+
+
+class DividedBlock(nn.Module):
+    """One pre-norm layer of divided space-time attention: over time, then over space, then the MLP."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        d, drop = cfg.width, cfg.dropout
+        self.time_norm, self.space_norm, self.mlp_norm = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.time_attn = nn.MultiheadAttention(d, cfg.heads, dropout=drop, batch_first=True)
+        self.space_attn = nn.MultiheadAttention(d, cfg.heads, dropout=drop, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(d, int(d * cfg.mlp_ratio)), nn.GELU(), nn.Dropout(drop),
+                                 nn.Linear(int(d * cfg.mlp_ratio), d))
+        self.drop = nn.Dropout(drop)
+
+    @staticmethod
+    def _attend(attn: nn.MultiheadAttention, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        return attn(x, x, x, need_weights=False, attn_mask=mask)[0]
+
+    def forward(self, z: torch.Tensor, grid: tuple[int, int, int], time_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        b, n, d = z.shape
+        t, s = grid[0], grid[1] * grid[2]
+        by_place = z.reshape(b, t, s, d).transpose(1, 2).reshape(b * s, t, d)  # one sequence per patch position
+        by_place = by_place + self.drop(self._attend(self.time_attn, self.time_norm(by_place), time_mask))
+        by_slot = by_place.reshape(b, s, t, d).transpose(1, 2).reshape(b * t, s, d)  # one sequence per time slot
+        by_slot = by_slot + self.drop(self._attend(self.space_attn, self.space_norm(by_slot), None))
+        z = by_slot.reshape(b, n, d)
+        return z + self.drop(self.mlp(self.mlp_norm(z)))
+
+
+class DividedEncoder(nn.Module):
+    """``depth`` divided blocks and a final LayerNorm, over the (T', H/P, W/P) token grid."""
+
+    def __init__(self, cfg: ViTConfig, grid: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.grid = grid
+        self.layers = nn.ModuleList(DividedBlock(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.width)
+
+    def forward(self, z: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        for layer in self.layers:
+            z = layer(z, self.grid, mask)
+        return self.norm(z)
+
+
 class LSViTForAction(nn.Module):
     """Video ViT classifier; ``num_frames`` (or ``config.num_frames``) sizes its position table."""
 
@@ -64,10 +124,16 @@ class LSViTForAction(nn.Module):
         self.patch_embed = PatchEmbed(config)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, d))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        layer = nn.TransformerEncoderLayer(d, config.heads, dim_feedforward=int(d * config.mlp_ratio),
-                                           dropout=config.dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, config.depth, norm=nn.LayerNorm(d), enable_nested_tensor=False)
+        if config.attention == "joint":
+            layer = nn.TransformerEncoderLayer(d, config.heads, dim_feedforward=int(d * config.mlp_ratio),
+                                               dropout=config.dropout, activation="gelu", batch_first=True,
+                                               norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, config.depth, norm=nn.LayerNorm(d), enable_nested_tensor=False)
+        else:
+            self.encoder = DividedEncoder(config, self.grid)
+        slots, per_slot = self.grid[0], self.grid[1] * self.grid[2]
+        mask = causal_mask(slots, per_slot if config.attention == "joint" else 1) if config.causal else None
+        self.register_buffer("time_mask", mask, persistent=False)  # not in checkpoints: the config rebuilds it
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(d, config.num_classes))
 
     @property
@@ -92,10 +158,16 @@ class LSViTForAction(nn.Module):
         self.check_input(x)
         return self.patch_embed(x)
 
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder output (B, num_tokens, width), time-major as ``embed``."""
+        z = self.embed(x) + self.pos_embed
+        if isinstance(self.encoder, DividedEncoder):
+            return self.encoder(z, mask=self.time_mask)
+        return self.encoder(z, mask=self.time_mask, is_causal=False)  # block-causal, not token-causal: say so
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Mean-pooled encoder output (B, width)."""
-        z = self.encoder(self.embed(x) + self.pos_embed)
-        return z.mean(dim=1)
+        return self.tokens(x).mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes) for clips (B, T, C, H, W)."""
