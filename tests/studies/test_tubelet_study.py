@@ -91,6 +91,11 @@ def test_parameters_give_each_task_its_study_and_refuse_bad_task_or_variant_list
     assert pan.train.epochs == 4 and pan.data.draws == 3 and pan.data.holdout == "carphone"
     assert [v.slug for v in pan.variants] == ["2d", "t4", "t2-central"]
     assert arrow.to_dict()["task"] == "arrow of time" != pan.to_dict()["task"]
+    assert {(s.model.attention, s.model.causal) for s in (arrow, pan)} == {("divided", True)}  # the default
+    joint = TubeletParams(profile="smoke", tube_attention="joint", tube_causal=False).study("camera pan").model
+    assert (joint.attention, joint.causal) == ("joint", False)
+    with pytest.raises(ConfigError, match=r"tube_attention='sparse': must be one of \['joint', 'divided'\]"):
+        TubeletParams(profile="smoke", tube_attention="sparse")
     with pytest.raises(ConfigError, match=r"tube_tasks=\['camera pans'\]: each must be one of"):
         TubeletParams(profile="smoke", tube_tasks=["camera pans"])
     with pytest.raises(ConfigError, match=r"tube_variants=\['t2', '2d'\]: '2d' first"):

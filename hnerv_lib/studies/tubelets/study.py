@@ -349,7 +349,9 @@ def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0
 
 PREFIX = "03"
 VERDICT_WHAT = "Verdict, generated from the summary table"
-TEACHER = "none (video classifier trained from scratch)"
+def teacher(model: ViTConfig) -> str:
+    """The captions' teacher field: no CLIP teacher; the classifier's attention, which decides what it can learn."""
+    return f"none (video classifier, {model.attention_name}, trained from scratch)"
 SEED_SCALE = dict(frames=16, image_size=224, patch_size=16, tubelets=(1, 2, 4))  # seed 004's ViT-B/16 clips
 SEED_TOKENS = [3136, 1568, 784]  # the seed's token counts at that scale: the model must reproduce them
 SCALE_PROVENANCE = Provenance("none (shapes only)", "none (400-class head, random init)")
@@ -391,7 +393,8 @@ class TubeletResults:
             return provs[0]
         videos = list(dict.fromkeys(v for p in provs for v in p.video.split(", ")))
         epochs = {p.epochs for p in provs}
-        return Provenance(", ".join(videos), TEACHER, split=" | ".join(p.split for p in provs if p.split),
+        teachers = list(dict.fromkeys(p.teacher for p in provs))
+        return Provenance(", ".join(videos), " | ".join(teachers), split=" | ".join(p.split for p in provs if p.split),
                           epochs=epochs.pop() if len(epochs) == 1 else None)
 
 
@@ -418,7 +421,7 @@ def provenance(study: Study, epochs: Optional[int] = None) -> Provenance:
     if getattr(d, "holdout", None):
         split += f"; unseen video: {d.holdout}"
         videos.append(d.holdout)
-    return Provenance(", ".join(videos), TEACHER, split=split, epochs=epochs)
+    return Provenance(", ".join(videos), teacher(study.model), split=split, epochs=epochs)
 
 
 def run(params: Any, progress: bool = True) -> TubeletResults:
