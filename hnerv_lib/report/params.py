@@ -249,7 +249,7 @@ class TubeletParams(LaunchParams):
     pan_context: int = 32  # videos are resized to this height; the window moves inside it
     pan_frame_step: int = 1  # source frames between clip frames (the scene's own motion is the nuisance)
     pan_train_stride: int = 2  # start-frame stride of train windows: 2 halves the train clips
-    pan_draws: int = 1  # train clips per (window start, speed, class) at fresh positions: the 2D model needs many
+    pan_draws: int = 1  # train clips per (window start, speed, class) at fresh positions (joint attention needed 8)
     pan_epochs: int = 10  # pan epochs from scratch (an epoch holds pan_draws x the windows)
     pan_finetune_epochs: int = 3  # pan epochs of the inflated models, on top of their 2D model's
 
