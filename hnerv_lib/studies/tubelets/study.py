@@ -349,12 +349,14 @@ def summary_verdict(summary: pd.DataFrame, chance: float = 0.5, level: float = 0
 
 PREFIX = "03"
 VERDICT_WHAT = "Verdict, generated from the summary table"
-def teacher(model: ViTConfig) -> str:
-    """The captions' teacher field: no CLIP teacher; the classifier's attention, which decides what it can learn."""
-    return f"none (video classifier, {model.attention_name}, trained from scratch)"
 SEED_SCALE = dict(frames=16, image_size=224, patch_size=16, tubelets=(1, 2, 4))  # seed 004's ViT-B/16 clips
 SEED_TOKENS = [3136, 1568, 784]  # the seed's token counts at that scale: the model must reproduce them
 SCALE_PROVENANCE = Provenance("none (shapes only)", "none (400-class head, random init)")
+
+
+def teacher(model: ViTConfig) -> str:
+    """The captions' teacher field: no CLIP teacher; the classifier's attention, which decides what it can learn."""
+    return f"none (video classifier, {model.attention_name}, trained from scratch)"
 
 
 # Output names of each task's tables and figures (the arrow of time keeps the names it had before the pan).
