@@ -45,12 +45,24 @@ class PositionalEncoding(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(1)
 
 
+def same_layout(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``y`` in the memory layout of ``like``: channels-last where ``like`` is (and is not plain contiguous
+    too), else contiguous.
+
+    A map that went through ``permute(0, 2, 3, 1)`` and back is channels-last in memory. Left so, it would
+    hand every later convolution channels-last tensors whatever ``channels_last`` the run asked for:
+    oneDNN then runs its NHWC kernels, which are not the ones a contiguous run should time (issue 34).
+    """
+    cl = like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
+    return y.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of an (N, C, H, W) map (ConvNeXt's channels_first norm)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise each pixel's channel vector."""
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        """Normalise each pixel's channel vector; the result keeps ``x``'s memory layout."""
+        return same_layout(super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), x)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -64,9 +76,9 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale))  # tiny start: blocks begin near identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Residual ConvNeXt update of an (N, C, H, W) map."""
+        """Residual ConvNeXt update of an (N, C, H, W) map, in ``x``'s memory layout."""
         y = self.mlp(self.norm(self.dwconv(x).permute(0, 2, 3, 1))) * self.gamma
-        return x + y.permute(0, 3, 1, 2)
+        return x + same_layout(y.permute(0, 3, 1, 2), x)
 
 
 class ConvNeXtEncoder(nn.Module):

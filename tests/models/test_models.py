@@ -33,6 +33,24 @@ def test_hnerv_shapes(predict_clip: bool) -> None:
         assert out["clip"].shape == (2, 512, 8, 16)  # 32x64 pooled by clip_stride 4
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_hnerv_decodes_in_the_memory_layout_the_run_asked_for(channels_last: bool) -> None:
+    # The encoder's LayerNorm permutes (N, C, H, W) -> (N, H, W, C) and back; left as a view, that hands
+    # the decoder channels-last maps even when the run asked for contiguous ones (issue 34).
+    model = build_model(get_preset("hnerv-tiny"))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)  # as train.setup does
+    seen = []
+    for conv in [m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)] + [model.rgb_head.conv]:
+        conv.register_forward_hook(lambda mod, inputs, out: seen.append(inputs[0]))
+    out = model(torch.rand(2, 3, 32, 64))
+    spatial = [x for x in seen if x.shape[-1] > 1]
+    assert len(spatial) == len(seen) > 3
+    assert all(x.is_contiguous(memory_format=fmt) for x in spatial)
+    assert out["embedding"].is_contiguous(memory_format=fmt)
+    assert out["rgb"].is_contiguous(memory_format=fmt)
+
+
 @pytest.mark.parametrize("predict_clip", [True, False])
 def test_nerv_shapes(predict_clip: bool) -> None:
     model = build_model(FullFrameConfig(**SMALL_NERV, predict_clip=predict_clip))
