@@ -10,7 +10,8 @@
 Prints one JSON object: params, seconds per epoch (median over epochs of the median run), ms per
 step, frames/s (and patches/s for the patch model), peak RSS, final PSNR, every run's numbers, and
 the precision and memory format the runs used with the reason (``precision=auto``, the default, is
-decided by a probe of this machine: utils/precision.py). ``train`` also gives the FLOPs of a step
+decided by a probe of this machine: utils/precision.py), and the layout the decoder's features really
+had in a step (``features_layout``). ``train`` also gives the FLOPs of a step
 (forward and backward, counted), the GFLOP/s it achieved, this process's GEMM GFLOP/s at the same
 precision, and their ratio.
 """
@@ -64,8 +65,9 @@ def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrid
     items = train_frames * (cfg.grid[0] * cfg.grid[1] if model == "patch" else 1)
     steps = math.ceil(items / cfg.batch_size)
     s_epoch = best["seconds_per_epoch"]
-    gflop_epoch = flops_per_item(replace(cfg, precision=best["precision"], channels_last=best["channels_last"]),
-                                 cache_dir) * items / 1e9
+    item_flops, layout = flops_per_item(replace(cfg, precision=best["precision"], channels_last=best["channels_last"]),
+                                        cache_dir)
+    gflop_epoch = item_flops * items / 1e9
     gemm = gemm_gflops(precision=best["precision"])  # this process, these threads: the step's yardstick
     out = {
         "bench": "train", "model": model, "profile": profile, "preset": preset, "overrides": overrides or [],
@@ -78,7 +80,7 @@ def bench_train(model: str, profile: str, epochs: int, repeats: int = 1, overrid
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_model(),
         "device": cfg.device, "precision_asked": cfg.precision, "channels_last_asked": cfg.channels_last,
         "precision": best["precision"], "channels_last": best["channels_last"],
-        "precision_reason": best["precision_reason"],
+        "precision_reason": best["precision_reason"], "features_layout": layout,
         "gflop_per_step": round(gflop_epoch / items * cfg.batch_size, 2), "gflop_per_epoch": round(gflop_epoch, 1),
         "achieved_gflops": round(gflop_epoch / s_epoch, 1), f"machine_gemm_{best['precision']}_gflops": round(gemm, 1),
         "achieved_over_gemm": round(gflop_epoch / s_epoch / gemm, 3), "cpu_flags": cpu_flags(),
@@ -115,10 +117,25 @@ def _step_ms(cfg, steps: int, warmup: int, cache_dir: str) -> float:
     return time_call(step, steps, warmup, sync)[0].median_s * 1e3
 
 
-def flops_per_item(cfg, cache_dir: str) -> float:
-    """FLOPs of one training item (a frame, or a patch) in a training step, forward and backward."""
-    step, batch, _ = _training_step(cfg, cache_dir)
-    return count_flops(step) / batch
+def flops_per_item(cfg, cache_dir: str) -> tuple[float, str]:
+    """FLOPs of one training item (a frame, or a patch) in a training step, forward and backward; and the
+    memory layout the RGB head's input had in that step (``layout_of``): what the kernels were given."""
+    step, batch, s = _training_step(cfg, cache_dir)
+    seen: list[torch.Tensor] = []
+    hook = s.model.rgb_head.register_forward_hook(lambda module, inputs, out: seen.append(inputs[0]))
+    try:
+        flops = count_flops(step)
+    finally:
+        hook.remove()
+    return flops / batch, layout_of(seen[0])
+
+
+def layout_of(x: torch.Tensor) -> str:
+    """"channels_last", "contiguous" or "strided": how a 4-D tensor lies in memory. A tensor that is both
+    (one channel, or 1x1 maps) counts as contiguous."""
+    if x.is_contiguous():
+        return "contiguous"
+    return "channels_last" if x.is_contiguous(memory_format=torch.channels_last) else "strided"
 
 
 # the profiler's ops that do a convolution's arithmetic (their self time is the kernel's time)

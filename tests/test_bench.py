@@ -7,10 +7,13 @@ import pytest
 from hnerv_lib.bench import main
 
 
-def test_bench_train_reports_achieved_against_the_machines_gemm(smoke_cache, capsys):
+@pytest.mark.parametrize("channels_last", ["false", "true"])
+def test_bench_train_reports_achieved_against_the_machines_gemm(smoke_cache, capsys, channels_last):
     assert main(["train", "--model", "full", "--profile", "smoke", "--epochs", "1", "--set", "precision=fp32",
-                 "--cache-dir", str(smoke_cache)]) == 0
+                 "--set", f"channels_last={channels_last}", "--cache-dir", str(smoke_cache)]) == 0
     out = json.loads(capsys.readouterr().out)
+    # the layout the decoder really ran in follows the setting (before 6f34e80 it was NHWC either way)
+    assert out["features_layout"] == ("channels_last" if channels_last == "true" else "contiguous")
     assert out["gflop_per_step"] > 0 and out["machine_gemm_fp32_gflops"] > 0
     rate = out["gflop_per_epoch"] / out["s_per_epoch"]  # the printed numbers are rounded: compare loosely
     assert out["achieved_gflops"] == pytest.approx(rate, rel=0.15)
