@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 import torch
 
+from hnerv_lib.models.blocks import layout_of
 from hnerv_lib.report.params import TrainingParams, from_namespace, load_profile
 from hnerv_lib.train.config import apply_overrides, get_train_preset
 from hnerv_lib.train.trainer import make_optimizer, prepare, train
@@ -128,14 +129,6 @@ def flops_per_item(cfg, cache_dir: str) -> tuple[float, str]:
     finally:
         hook.remove()
     return flops / batch, layout_of(seen[0])
-
-
-def layout_of(x: torch.Tensor) -> str:
-    """"channels_last", "contiguous" or "strided": how a 4-D tensor lies in memory. A tensor that is both
-    (one channel, or 1x1 maps) counts as contiguous."""
-    if x.is_contiguous():
-        return "contiguous"
-    return "channels_last" if x.is_contiguous(memory_format=torch.channels_last) else "strided"
 
 
 # the profiler's ops that do a convolution's arithmetic (their self time is the kernel's time)

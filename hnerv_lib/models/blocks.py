@@ -45,6 +45,14 @@ class PositionalEncoding(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(1)
 
 
+def layout_of(x: torch.Tensor) -> str:
+    """"channels_last", "contiguous" or "strided": how a 4-D tensor lies in memory. A tensor that is both
+    (one channel, or 1x1 maps) counts as contiguous."""
+    if x.is_contiguous():
+        return "contiguous"
+    return "channels_last" if x.is_contiguous(memory_format=torch.channels_last) else "strided"
+
+
 def same_layout(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``y`` in the memory layout of ``like``: channels-last where ``like`` is (and is not plain contiguous
     too), else contiguous.
@@ -53,7 +61,7 @@ def same_layout(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     hand every later convolution channels-last tensors whatever ``channels_last`` the run asked for:
     oneDNN then runs its NHWC kernels, which are not the ones a contiguous run should time (issue 34).
     """
-    cl = like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
+    cl = layout_of(like) == "channels_last"
     return y.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
 
 
