@@ -210,6 +210,7 @@ class PatchConfig(DecoderConfig):
     reduce: float = 1.5  # the fork's width divisor per stage
     predict_clip: bool = True  # a patch model always learns its patch's CLIP embedding unless told not to
     xy_levels: int = 0  # positional-encoding frequencies of x and y (pe_levels stays t's); 0 = pe_levels, the fork's
+    canvas: int = 1  # the decoder's output side in patches, centred on the patch (2: a 2x canvas; off-grid = a crop)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -218,11 +219,27 @@ class PatchConfig(DecoderConfig):
         object.__setattr__(self, "fc_hw", _ints(owner, "fc_hw", self.fc_hw, 2))
         if isinstance(self.xy_levels, bool) or not isinstance(self.xy_levels, int) or self.xy_levels < 0:
             raise ValueError(f"{owner}.xy_levels must be an int >= 0 (0: the same as pe_levels); got {self.xy_levels!r}")
+        if isinstance(self.canvas, bool) or not isinstance(self.canvas, int) or self.canvas < 1:
+            raise ValueError(f"{owner}.canvas must be an int >= 1 (1: the decoder outputs the patch); got {self.canvas!r}")
+        if self.canvas > 1 and any((self.canvas - 1) * side % 2 for side in self.patch_hw):
+            raise ValueError(f"{owner}: a canvas of {self.canvas} patches must centre the {self.patch_hw} patch on "
+                             f"whole pixels: (canvas - 1) x each patch side must be even")
         dec = math.prod(self.dec_strides)
-        if (self.fc_hw[0] * dec, self.fc_hw[1] * dec) != self.patch_hw:
+        if (self.fc_hw[0] * dec, self.fc_hw[1] * dec) != self.canvas_hw:
             raise ValueError(
-                f"{owner}: fc_hw {self.fc_hw} x dec_strides product {dec} must equal patch_hw {self.patch_hw}"
+                f"{owner}: fc_hw {self.fc_hw} x dec_strides product {dec} must equal the decoder's output "
+                f"{self.canvas_hw} (patch_hw {self.patch_hw} x canvas {self.canvas})"
             )
+
+    @property
+    def canvas_hw(self) -> tuple[int, int]:
+        """The decoder's output size: ``canvas`` x ``patch_hw``, centred on the patch."""
+        return (self.canvas * self.patch_hw[0], self.canvas * self.patch_hw[1])
+
+    @property
+    def margin_hw(self) -> tuple[int, int]:
+        """Pixels of canvas on each side of the patch: (canvas - 1) x patch / 2 (0 without a canvas)."""
+        return ((self.canvas - 1) * self.patch_hw[0] // 2, (self.canvas - 1) * self.patch_hw[1] // 2)
 
     @property
     def grid_hw(self) -> tuple[int, int]:

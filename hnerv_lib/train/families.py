@@ -124,6 +124,10 @@ class PatchTask(_Task):
     are (training frame, pool window) pairs, frame_pos * K + window, and an epoch draws as many of them
     as the grid has items (``items_per_epoch``), so epochs cost the same with or without the pool.
     ``targets`` are then the pool's (T, K, D); evaluation keeps reading the grid's first N.
+
+    A canvas model (``cfg.canvas`` > 1) learns each cell's whole canvas: the frame reflect-padded by the
+    canvas margin, sliced around the cell (reflect padding, not a mask, so Fusion6's SSIM term applies
+    unchanged). Its CLIP target stays the tile's.
     """
 
     def __init__(self, cfg: PatchConfig, *args, pool: Optional[list[list[G.Window]]] = None, **kwargs) -> None:
@@ -137,9 +141,18 @@ class PatchTask(_Task):
         all_frames = torch.arange(self.num_frames, device=self.frames.device)
         self.coords = G.coords(all_frames, self.num_frames, self.windows, self.frame_hw).to(self.frames.device)
         self.n = len(self.windows)
-        self.pool, self.pool_targets = None, None
+        self.pool, self.pool_targets, self.padded = None, None, None
+        if pool is not None and cfg.canvas > 1:
+            raise ValueError(f"a window pool and a canvas model (canvas {cfg.canvas}) do not combine: the canvas "
+                             f"already covers the positions between grid cells")
         if pool is not None:
             self._use_pool(pool)
+        if cfg.canvas > 1:
+            (mh, mw), (h, w) = cfg.margin_hw, self.frame_hw
+            if mh >= h or mw >= w:
+                raise ValueError(f"a canvas of {cfg.canvas} patches reaches {mh}x{mw} px beyond the {h}x{w} frame; "
+                                 f"reflect padding needs less than the frame's side")
+            self.padded = torch.nn.functional.pad(self.frames, (mw, mw, mh, mh), mode="reflect")
 
     def _use_pool(self, pool: list[list[G.Window]]) -> None:
         if len(pool) != self.num_frames or any(ws[: self.n] != self.windows for ws in pool):
@@ -170,7 +183,13 @@ class PatchTask(_Task):
         out = model(self.coords[f, p])
         true_clip = self.targets[f, p] if self.targets is not None else None
         pred_clip = out["clip"] if clip_weight > 0 else None
-        return self._combine(out["rgb"], self.patches[f, p], pred_clip, true_clip, clip_weight)
+        if self.padded is None:
+            return self._combine(out["rgb"], self.patches[f, p], pred_clip, true_clip, clip_weight)
+        ch, cw = self.cfg.canvas_hw  # a cell's canvas in padded coordinates starts at the tile's own corner
+        wins = [self.windows[k] for k in p.tolist()]
+        canvases = torch.stack([self.padded[fi, :, w.top : w.top + ch, w.left : w.left + cw]
+                                for fi, w in zip(f.tolist(), wins)])
+        return self._combine(out["canvas"], canvases, pred_clip, true_clip, clip_weight)
 
     def _pool_loss(self, model: nn.Module, items: torch.Tensor, clip_weight: float) -> StepLoss:
         f, k = self.train_frames[items.cpu() // self.k], items.cpu() % self.k
@@ -186,7 +205,7 @@ class PatchTask(_Task):
 
     def decode_patches(self, model: nn.Module, coords: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Any (B, N, 3) coordinates -> patches (B, N, 3, ph, pw) and CLIP vectors (B, N, D) or None."""
-        return decode_patches(model, coords)
+        return decode_patches(model, coords, self.frame_hw)
 
     def _reconstruct_batch(self, model: nn.Module, frame_ids: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         out = decode_frames_of(model, frame_ids, self.num_frames, windows=self.windows, frame_hw=self.frame_hw)
