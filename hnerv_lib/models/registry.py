@@ -171,3 +171,30 @@ def fc_dim_for_count(preset: str, target: float, count_of: Callable[[ModelConfig
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
     return hi if abs(count(hi) - target) <= abs(count(lo) - target) else lo
+
+
+def patch_overrides(preset: str, t_levels: int = 0, xy_levels: int = 0, canvas: int = 1,
+                  predict_clip: bool = True) -> dict[str, Any]:
+    """Model overrides of a patch ``preset`` with its encoding or output changed, at the preset's size.
+
+    ``t_levels`` (0: the preset's ``pe_levels``) and ``xy_levels`` (0: as t) set the positional encoding's
+    frequencies; ``canvas`` > 1 adds one NeRV stage of that stride, so the decoder outputs a canvas that
+    many patches wide around each cell. Each changes the parameter count (a narrower stem input, one more
+    stage), so ``fc_dim`` is re-solved for the preset's whole-model count (:func:`fc_dim_for_params`): the
+    variants compare at equal parameters. No change gives no overrides (the preset's own run).
+    """
+    base = get_preset(preset, predict_clip=predict_clip)
+    if not isinstance(base, PatchConfig):
+        raise ValueError(f"patch_overrides needs a patch-model preset; {preset!r} is a {base.kind} model")
+    changes: dict[str, Any] = {}
+    if t_levels:  # x and y keep the preset's frequencies unless told (its xy_levels 0 would follow t)
+        changes.update(pe_levels=t_levels, xy_levels=xy_levels or base.spatial_levels)
+    elif xy_levels:
+        changes["xy_levels"] = xy_levels
+    if canvas != 1:
+        changes.update(canvas=canvas, dec_strides=(*base.dec_strides, canvas))
+    if not changes:
+        return {}
+    get_preset(preset, predict_clip=predict_clip, **changes)  # a bad level or canvas is named here
+    fc = fc_dim_for_params(preset, count_params(build_model(base)), predict_clip=predict_clip, **changes)
+    return {**changes, "fc_dim": fc}

@@ -24,7 +24,7 @@ from hnerv_lib.data.geometry import Grid, Sliding
 from hnerv_lib.data.split import Split
 from hnerv_lib.data.teacher import TeacherSpec, check_teacher
 from hnerv_lib.data.video import VideoSpec
-from hnerv_lib.models import list_presets
+from hnerv_lib.models import list_presets, patch_overrides
 from hnerv_lib.codec.baselines import CodecSetting
 from hnerv_lib.studies.ablation import Ablation
 from hnerv_lib.studies.rate_distortion import NetworkCurve
@@ -154,7 +154,9 @@ class TrainingParams(LaunchParams):
     patch_epochs: int = 60  # patch training epochs
     patch_batch: int = 8  # patches per step (seeds: 8)
     patch_window_pool: int = 0  # patch model: training windows per frame, the grid's tiles + random positions, one drawn per item (0 = the grid only)
-    patch_xy_levels: int = 0  # patch model: positional-encoding frequencies of x and y (0 = the preset's pe_levels, as t)
+    patch_xy_levels: int = 0  # patch model: positional-encoding frequencies of x and y (0 = the preset's)
+    patch_t_levels: int = 0  # patch model: positional-encoding frequencies of t (0 = the preset's pe_levels)
+    patch_canvas: int = 1  # patch model: decoded canvas side in patches around each cell (2: off-grid queries are crops)
     seeds: int = 1  # training seeds per headline run (seed, seed + 1, ...): notebooks 01, 02, 05; intervals need at least 2
 
     def train_config(self, family: str, epochs: Optional[int] = None, **overrides: Any) -> TrainConfig:
@@ -174,11 +176,16 @@ class TrainingParams(LaunchParams):
             shared, model=models[family], epochs=epochs,
             batch_size=self.full_batch if full else self.patch_batch,
             clip_warmup_epochs=warmup_epochs(self.clip_warmup_frac, epochs), eval_every=min(self.eval_every, epochs),
-            model_overrides={"predict_clip": self.predict_clip, **({} if full or not self.patch_xy_levels
-                                                                   else {"xy_levels": self.patch_xy_levels})},
+            model_overrides={"predict_clip": self.predict_clip, **({} if full else self.patch_model_overrides())},
             **({} if full else {"window_pool": self.patch_window_pool}),
         )
         return TrainConfig(**{**base, **overrides})
+
+    def patch_model_overrides(self) -> dict[str, Any]:
+        """The patch model's encoding and canvas knobs as model overrides, at the preset's parameter count
+        (``models.patch_overrides`` re-solves fc_dim); none when every knob keeps the preset's."""
+        return patch_overrides(self.patch_model, self.patch_t_levels, self.patch_xy_levels, self.patch_canvas,
+                             self.predict_clip)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -211,8 +218,11 @@ class PatchParams(TrainingParams):
     query_offsets: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])  # continuous queries, in patches
     query_frames: int = 4  # frames scored by continuous queries (their CLIP targets are computed on the fly)
     speed_repeats: int = 5  # decoding-speed repeats; the median is reported
-    twin_window_pool: int = 32  # a twin of the patch model trained on this window pool, shown beside it (0: no twin)
-    twin_xy_levels: int = 8  # the twin's x and y positional-encoding frequencies (0: the preset's)
+    # a twin of the patch model, shown beside it: each twin_* knob sets the twin's patch_* knob (all off: no twin)
+    twin_window_pool: int = 0  # the twin's training windows per frame (0: the grid only)
+    twin_xy_levels: int = 0  # the twin's x and y positional-encoding frequencies (0: the preset's)
+    twin_t_levels: int = 16  # the twin's t positional-encoding frequencies (0: the preset's)
+    twin_canvas: int = 2  # the twin's decoded canvas, in patches (1: the patch alone)
     slide_windows: int = 6  # sliding-window picture: windows moved across the top row of one frame
 
 

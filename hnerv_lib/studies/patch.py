@@ -40,9 +40,10 @@ SEED_KEYS = ["psnr_train", "psnr_val", "clip_train", "clip_val"]
 
 @dataclass
 class Twin:
-    """The patch model's twin trained on a window pool (issue 15), scored like it: one seed, first frames."""
+    """The patch model's twin (issue 15): its encoding, canvas or window pool changed at equal parameters,
+    scored like it: one seed, first frames."""
 
-    label: str  # "window pool 32, x/y levels 8"
+    label: str  # training.patch_variant of its config: "trained on the grid alone, t encoding at 16 levels, ..."
     summary: dict  # its run summary (params, psnr_train, psnr_val, clip_train, ...)
     queries: pd.DataFrame  # per (split, offset): mean psnr and clip_sim
     seams: pd.DataFrame  # per split: seam metrics at the grid's borders
@@ -80,7 +81,7 @@ class PatchResults:
     targets: Optional[torch.Tensor] = None  # (T, N, D) the teacher's
     split_ids: dict[str, list[int]] = field(default_factory=dict)  # "train" / "val" -> frame indices
     grid: tuple[int, int] = (2, 4)
-    twin: Optional[Twin] = None  # the window-pool twin, when the profile asks for one
+    twin: Optional[Twin] = None  # the twin, when the profile asks for one
 
     @property
     def provenance(self):
@@ -88,17 +89,21 @@ class PatchResults:
 
 
 def plan(params: Any) -> list[TrainConfig]:
-    """The profile's patch model under each seed, and its window-pool twin (one seed) when there is one."""
+    """The profile's patch model under each seed, and its twin (one seed) when there is one."""
     twin = twin_params(params)
     return [*seed_configs(params.train_config(FAMILY), params.seeds),
             *([twin.train_config(FAMILY)] if twin is not None else [])]
 
 
+TWIN_KNOBS = {"window_pool": 0, "xy_levels": 0, "t_levels": 0, "canvas": 1}  # twin_<k> sets patch_<k>; this value: off
+
+
 def twin_params(params: Any) -> Optional[Any]:
-    """The parameters of the window-pool twin (one seed), or None when the profile trains none."""
-    if not params.twin_window_pool:
+    """The parameters of the twin (one seed): the profile's patch model with the twin_* knobs in place of its
+    patch_* knobs, at the preset's parameter count; None when every twin_* knob is off."""
+    if all(getattr(params, f"twin_{k}") == off for k, off in TWIN_KNOBS.items()):
         return None
-    return replace(params, patch_window_pool=params.twin_window_pool, patch_xy_levels=params.twin_xy_levels, seeds=1)
+    return replace(params, seeds=1, **{f"patch_{k}": getattr(params, f"twin_{k}") for k in TWIN_KNOBS})
 
 
 def pick(ids: list[int], n: int) -> list[int]:
@@ -170,7 +175,7 @@ def _slide(task, models: dict[str, Any], frame: int, count: int) -> dict:
 
 
 def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[Twin]:
-    """Train (or reuse) the window-pool twin of the profile's patch model and score it the same way."""
+    """Train (or reuse) the twin of the profile's patch model and score it the same way."""
     TP = twin_params(P)
     if TP is None:
         return None
@@ -179,8 +184,7 @@ def _twin(P: Any, model, task, eval_ids: torch.Tensor, frame: int) -> Optional[T
     per_patch = PE.per_patch_table(s.task, twin, s.split)
     queries, _ = _queries(TP, cfg, s.task, twin, s.split, per_patch, s.task.targets is not None)
     seams, maps = _seams(s.task, twin, eval_ids, s.split, P.seam_k)
-    levels = f"x/y levels {P.twin_xy_levels}" if P.twin_xy_levels else "the preset's x/y levels"
-    return Twin(label=f"window pool {P.twin_window_pool}, {levels}", summary=trained.summary, queries=queries,
+    return Twin(label=training.patch_variant(cfg), summary=trained.summary, queries=queries,
                 seams=seams, error_maps=maps,
                 overlap=PE.overlap_comparison(s.task, twin, eval_ids, P.seam_k, P.overlap, P.speed_repeats),
                 slide={**_slide(task, {"grid": model, "twin": twin}, frame, P.slide_windows),
@@ -289,7 +293,8 @@ def _off_grid(queries: pd.DataFrame, split: str = "train") -> tuple[float, float
 def _twin_sentence(R: PatchResults) -> str:
     (on_g, off_g), (on_t, off_t) = _off_grid(R.queries), _off_grid(R.twin.queries)
     gain_t = float(R.twin.overlap.psnr_gain_db.iloc[1])
-    return (f"Its twin trained on a {R.twin.label} (seed {R.trained.cfg.seed}, same epochs) decodes between the grid "
+    return (f"Its twin ({R.twin.label}; {R.twin.summary.get('params', 0):,} parameters against "
+            f"{R.trained.summary.get('params', 0):,}, seed {R.trained.cfg.seed}, same epochs) decodes between the grid "
             f"centres at {off_t:.2f} dB (worst offset, seen frames) against {off_g:.2f} dB, and on them at {on_t:.2f} "
             f"dB against {on_g:.2f} dB; the stitched unseen frames reach {R.twin.summary.get('psnr_val', float('nan')):.2f} "
             f"dB against {R.trained.summary.get('psnr_val', float('nan')):.2f} dB, and overlapped decoding changes "
@@ -484,8 +489,8 @@ def _slide_figure(R: PatchResults):
 
 def _twin_outputs(R: PatchResults) -> list[Output]:
     if R.twin is None:
-        return [Text("02_continuity", "no window-pool twin (twin_window_pool is 0)")]
-    what = f"The profile's grid-trained patch model vs its twin trained on a {R.twin.label} (seed {R.trained.cfg.seed} each)"
+        return [Text("02_continuity", "no twin (every twin_* knob is off)")]
+    what = f"The profile's grid-trained patch model vs its twin, {R.twin.label} (seed {R.trained.cfg.seed} each)"
     return [
         Table("02_continuity", _continuity_table(R), f"{what}: quality on the grid, between grid centres, at seams", None),
         Figure("02_continuity", f"{what}: PSNR against query offset, and error maps on one scale",

@@ -66,12 +66,13 @@ def train_seeds(params: Any, family: str, timed: bool = True) -> tuple[Trained, 
 
 
 def patch_variant(cfg: TrainConfig) -> str:
-    """How a patch model is trained, in words: on the grid alone, or on a window pool, and its x/y encoding."""
+    """How a patch model is trained, in words: on the grid alone or a window pool, its encoding, its canvas."""
     model = cfg.model_config()
-    levels = f"x/y encoding at {model.xy_levels} levels" if getattr(model, "xy_levels", 0) else \
-        f"x/y encoding at t's {model.pe_levels} levels"
+    levels = f"t encoding at {model.pe_levels} levels, x/y at {model.xy_levels}" if getattr(model, "xy_levels", 0) \
+        else f"x/y encoding at t's {model.pe_levels} levels"
     where = f"a window pool of {cfg.window_pool} windows per frame" if cfg.window_pool else "the grid alone"
-    return f"trained on {where}, {levels}"
+    canvas = getattr(model, "canvas", 1)
+    return f"trained on {where}, {levels}" + (f", decoding a {canvas}x canvas around each cell" if canvas > 1 else "")
 
 
 def headline_numbers(summary: dict) -> pd.DataFrame:

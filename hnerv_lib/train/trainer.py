@@ -114,6 +114,9 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.window_pool and not isinstance(model_cfg, PatchConfig):
         raise ValueError(f"window_pool={cfg.window_pool} draws patch-model training windows, but model "
                          f"{cfg.model!r} is a {model_cfg.kind} model: set window_pool=0")
+    if cfg.window_pool and getattr(model_cfg, "canvas", 1) > 1:
+        raise ValueError(f"window_pool={cfg.window_pool} and a canvas of {model_cfg.canvas} patches do not combine: "
+                         f"the canvas already covers the positions between grid cells; set one of them off")
     if model_cfg.predict_clip:
         check_teacher(cfg.teacher_spec())
     if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:

@@ -99,3 +99,25 @@ def test_train_config_derives_warmup_and_eval_cadence_from_the_epochs():
     assert (p.train_config("full").clip_warmup_epochs, p.train_config("full").eval_every) == (10, 10)
     assert (p.base_config("full").clip_warmup_epochs, p.base_config("full").eval_every) == (2, 8)
     assert p.train_config("patch", epochs=8) == p.base_config("patch")
+
+
+def test_patch_encoding_and_canvas_knobs_compare_at_the_presets_parameter_count():
+    from hnerv_lib.models import build_model, count_params, get_preset
+    from hnerv_lib.report.params import PatchParams
+    from hnerv_lib.studies.patch import twin_params
+
+    smoke = load_profile("smoke")
+    base = from_namespace(PatchParams, {**smoke, "twin_canvas": 1, "twin_t_levels": 0})
+    assert twin_params(base) is None and base.train_config("patch").model_overrides == {"predict_clip": True}
+    varied = from_namespace(PatchParams, {**smoke, "patch_t_levels": 4, "patch_canvas": 2})
+    over = varied.train_config("patch").model_overrides
+    preset = get_preset("patch-tiny")
+    assert (over["pe_levels"], over["xy_levels"], over["canvas"]) == (4, preset.pe_levels, 2)  # x/y keep theirs
+    assert over["dec_strides"] == (*preset.dec_strides, 2) and over["fc_dim"] != preset.fc_dim
+    sizes = [count_params(build_model(get_preset("patch-tiny", **o))) for o in ({}, over)]
+    assert abs(sizes[1] - sizes[0]) <= 0.03 * sizes[0]
+    assert varied.train_config("patch").run_id() != base.train_config("patch").run_id()
+    twin = twin_params(from_namespace(PatchParams, smoke))
+    assert (twin.patch_canvas, twin.patch_t_levels, twin.seeds) == (smoke["twin_canvas"], smoke["twin_t_levels"], 1)
+    with pytest.raises(ValueError, match=r"window_pool=10 and a canvas of 2 patches do not combine"):
+        from_namespace(PatchParams, {**smoke, "patch_window_pool": 10, "patch_canvas": 2})

@@ -101,7 +101,7 @@ def _with_twin(R):
     overlap = pd.DataFrame({"decoding": ["grid", "overlap"], "psnr_gain_db": [0.0, 0.4], "seam_ratio": [1.8, 1.1],
                             "frames_per_s": [100.0, 40.0]})
     R.overlap["seam_ratio"] = [3.0, 3.5]
-    R.twin = study.Twin(label="window pool 32, x/y levels 8", summary={"params": 1100, "psnr_train": 22.0, "psnr_val": 21.0},
+    R.twin = study.Twin(label="trained on the grid alone, t encoding at 16 levels, x/y at 80, decoding a 2x canvas around each cell", summary={"params": 1100, "psnr_train": 22.0, "psnr_val": 21.0},
                         queries=queries, seams=pd.DataFrame([{"frames": "train", "ratio": 1.5}]),
                         error_maps={"train": torch.rand(8, 16) * 9}, overlap=overlap,
                         slide={"frame": 0, "lefts": [0, 4, 8], "truth": torch.rand(3, 3, 4, 8), "grid": torch.rand(3, 3, 4, 8),
@@ -113,13 +113,13 @@ def test_the_twin_is_compared_row_by_row_and_in_the_verdict():
     R = _with_twin(_results())
     rows = by_name(study.outputs(R))["02_continuity"]
     table = next(o for o in rows if isinstance(o, Table)).frame.set_index("model")
-    assert list(table.index) == ["grid-trained (the profile's)", "twin: window pool 32, x/y levels 8"]
+    assert list(table.index) == ["grid-trained (the profile's)", "twin: trained on the grid alone, t encoding at 16 levels, x/y at 80, decoding a 2x canvas around each cell"]
     twin = table.iloc[1]
     assert (twin["query PSNR train @0.5"], twin["query PSNR val @0.5"], twin["seam ratio train"]) == (20.5, 17.5, 1.5)
     assert table.iloc[0]["query PSNR train @0.5"] == 14.0 and table.iloc[0]["PSNR val (grid)"] == 20.0
     text = study.verdict(R)
-    assert ("twin trained on a window pool 32, x/y levels 8 (seed 0, same epochs) decodes between the grid centres at "
-            "20.50 dB (worst offset, seen frames) against 14.00 dB, and on them at 22.00 dB against 25.00 dB") in text
+    assert ("twin (trained on the grid alone, t encoding at 16 levels, x/y at 80, decoding a 2x canvas around each cell; 1,100 parameters against "
+            "1,234, seed 0, same epochs) decodes between the grid centres at 20.50 dB (worst offset, seen frames) against 14.00 dB, and on them at 22.00 dB against 25.00 dB") in text
     assert "reach 21.00 dB against 20.00 dB, and overlapped decoding changes its PSNR by +0.40 dB." in text
     assert [type(o) for o in by_name(study.outputs(_results()))["02_continuity"]] == [Text]  # no twin: one line
 
@@ -138,10 +138,15 @@ def test_twin_figures_share_one_scale_and_keep_legends_outside(figure_check):
 def test_patch_variant_says_grid_or_pool_and_the_xy_encoding():
     from dataclasses import replace
 
+    from hnerv_lib.models import patch_overrides
     from hnerv_lib.studies.training import patch_variant
     from hnerv_lib.train.config import get_train_preset
 
     cfg = get_train_preset("patch-tiny")
     assert patch_variant(cfg) == f"trained on the grid alone, x/y encoding at t's {cfg.model_config().pe_levels} levels"
     pooled = replace(cfg, window_pool=12, model_overrides={**cfg.model_overrides, "xy_levels": 8})
-    assert patch_variant(pooled) == "trained on a window pool of 12 windows per frame, x/y encoding at 8 levels"
+    pe = cfg.model_config().pe_levels
+    assert patch_variant(pooled) == f"trained on a window pool of 12 windows per frame, t encoding at {pe} levels, x/y at 8"
+    canvas = replace(cfg, model_overrides={**cfg.model_overrides, **patch_overrides("patch-tiny", t_levels=4, canvas=2)})
+    assert patch_variant(canvas) == (f"trained on the grid alone, t encoding at 4 levels, x/y at {pe}, "
+                                     "decoding a 2x canvas around each cell")
