@@ -469,8 +469,10 @@ def outputs(results: ComparisonResults) -> list[Output]:
     return [
         Table("05_equal_parameters", seed_rows[[c for c in SEED_COLUMNS if c in seed_rows]], "", None, save=False),
         Text("05_patch_variant", f"The patch design is {R.patch_variant or 'trained on the grid alone'} "
-                                 "(patch_window_pool, patch_xy_levels); notebook 02 sets the profile's patch model "
-                                 "beside a window-pool twin (table 02_continuity)"),
+                                 "(patch_canvas, patch_t_levels, patch_xy_levels, patch_window_pool); notebook 02 "
+                                 "sets the profile's patch model beside its twin (table 02_continuity: the twin_* "
+                                 "knobs, which trade seen-frame quality for queries between grid centres and for "
+                                 "unseen frames; this comparison scores the profile's model)"),
         Text("05_equal_time", f"{R.fast} trains {R.epochs} epochs to match {R.slow}'s {slow_s:.0f} s "
                               f"(means over {R.seeds} seed(s))"),
         Text("05_speeds", "Training speed, timed alone in this process before the runs trained (the runs may train "
